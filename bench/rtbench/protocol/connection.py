@@ -1,0 +1,73 @@
+"""Sans-IO Realtime connection, shared by the client and the simulator.
+
+Plain data in, plain data out, in the manner of h11/wsproto: ``send(event)`` returns the text to
+put on the socket, ``receive(text)`` returns the Event it holds. The object checks direction
+(a client never sends a server event and vice versa), stamps ``event_id`` on server events the
+way the services do, and keeps the little state both sides need: the session id and the active
+response. It never touches a socket or a clock.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+from enum import StrEnum
+
+from .codec import ProtocolViolation, decode, encode
+from .dialect import Dialect
+from .events import CLIENT_EVENT_TYPES, Event, EventType
+
+_ALPHABET = string.ascii_letters + string.digits
+
+
+def new_id(prefix: str) -> str:
+    """An id shaped like the services' (``sess_`` + 21 base62 characters)."""
+    return prefix + "_" + "".join(secrets.choice(_ALPHABET) for _ in range(21))
+
+
+class Role(StrEnum):
+    CLIENT = "client"
+    SERVER = "server"
+
+
+class Connection:
+    """One side of one Realtime WebSocket conversation."""
+
+    def __init__(self, role: Role, dialect: Dialect) -> None:
+        self.role = role
+        self.dialect = dialect
+        self.session_id: str | None = None
+        self.active_response_id: str | None = None
+
+    def send(self, event: Event) -> str | None:
+        """Wire text for an outgoing event, or None when the dialect has no such event."""
+        is_client_event = event.type in CLIENT_EVENT_TYPES
+        if (self.role is Role.CLIENT) != is_client_event:
+            raise ValueError(f"a {self.role} does not send {event.type!r}")
+        if self.role is Role.SERVER:
+            if "event_id" not in event.data:
+                event = Event(event.type, {"event_id": new_id("event"), **event.data})
+            self._track(event)
+        return encode(event, self.dialect)
+
+    def receive(self, frame: str | bytes) -> Event:
+        """The event in one incoming message. Raises ProtocolViolation for a bad frame."""
+        event = decode(frame, self.dialect)
+        if self.role is Role.SERVER:
+            if event.type not in CLIENT_EVENT_TYPES and event.known:
+                raise ProtocolViolation("wrong_direction", f"server event {event.type!r} sent by client")
+        else:
+            self._track(event)
+        return event
+
+    def _track(self, event: Event) -> None:
+        if event.type == EventType.SESSION_CREATED:
+            session = event.get("session")
+            if isinstance(session, dict) and isinstance(session.get("id"), str):
+                self.session_id = session["id"]
+        elif event.type == EventType.RESPONSE_CREATED:
+            response = event.get("response")
+            if isinstance(response, dict):
+                self.active_response_id = response.get("id")
+        elif event.type == EventType.RESPONSE_DONE:
+            self.active_response_id = None

@@ -1,0 +1,67 @@
+"""The rows rtbench writes: one per turn, one per error. Plain dataclasses, JSON-ready.
+
+Every row carries target, region and model so any table can be grouped without joins.
+Latencies are milliseconds; ``None`` means not measured (a timed-out turn is censored, never
+entered as a latency).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+
+@dataclass(slots=True)
+class TurnRecord:
+    target: str
+    region: str
+    model: str
+    session_idx: int
+    session_id: str | None
+    turn_idx: int
+    utterance: str
+    status: str = "pending"          # ok | error | timeout
+    t_start_s: float = 0.0           # turn start, seconds since run start
+    chunk_ms: int = 0
+    speech_end_ms: float = 0.0       # P_eos within the utterance
+    connect_ms: float | None = None
+    session_created_ms: float | None = None
+    vad_ms: float | None = None
+    ttfa_ms: float | None = None
+    first_transcript_ms: float | None = None
+    response_done_ms: float | None = None
+    output_audio_ms: float = 0.0
+    audio_end_ms: int | None = None  # speech_stopped.audio_end_ms as the server reported it
+    response_id: str | None = None
+    response_status: str | None = None
+    status_reason: str | None = None
+    error_code: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    total_tokens: int | None = None
+    send_lateness_max_ms: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class ErrorRecord:
+    target: str
+    region: str
+    model: str
+    session_idx: int
+    session_id: str | None
+    turn_idx: int | None
+    phase: str            # connect | session | turn
+    kind: str             # http_status | error_event | response_failed | close | timeout | protocol
+    code: str | None
+    message: str
+    t_s: float            # seconds since run start
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+TURN_COLUMNS = tuple(f.name for f in fields(TurnRecord))
+ERROR_COLUMNS = tuple(f.name for f in fields(ErrorRecord))

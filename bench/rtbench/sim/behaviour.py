@@ -1,0 +1,472 @@
+"""One simulated Realtime session, sans-IO: client events and the clock in, timed output out.
+
+``receive(event, now)`` and ``start(now)`` schedule what the server will send; the I/O edge asks
+``next_due()`` and sleeps until then, or until the next client message, and sends what
+``pop_due(now)`` returns: :class:`Event` objects or a :class:`Close`. Nothing here reads a clock
+or a socket, so the whole server-side protocol is unit-testable with made-up times.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..audio import SAMPLES_PER_MS, EnergyVad, b64_to_pcm
+from ..protocol import (
+    Dialect,
+    ErrorInfo,
+    Event,
+    EventType,
+    SessionConfig,
+    SessionUpdateRejected,
+    new_id,
+    session_from_wire,
+)
+from . import payloads
+from .profile import Profile
+
+MIN_COMMIT_MS = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """Close the WebSocket with this code (``None`` = drop TCP without a close frame)."""
+
+    code: int | None
+    reason: str = ""
+
+
+Output = Event | Close
+
+
+@dataclass
+class _Response:
+    id: str
+    item_id: str
+    input_item_id: str | None
+    audio_ms_sent: float = 0.0
+    transcript_sent: str = ""
+    deltas_planned: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Finish:
+    """Internal timer: the active response's last delta is out; close it."""
+
+    response_id: str
+
+
+@dataclass(order=True)
+class _Pending:
+    due: float
+    seq: int
+    output: Output | _Finish = field(compare=False)
+    tag: str | None = field(compare=False, default=None)  # response id, for cancellation
+
+
+def _tone_delta(ms: int) -> str:
+    """Base64 PCM16 of a quiet 220 Hz tone, ``ms`` long: what an audio delta carries."""
+    import base64
+
+    n = ms * SAMPLES_PER_MS
+    t = np.arange(n) / (SAMPLES_PER_MS * 1000)
+    pcm = (3000 * np.sin(2 * np.pi * 220 * t)).astype("<i2")
+    return base64.b64encode(pcm.tobytes()).decode()
+
+
+class SimSession:
+    """Server-side behaviour of one Realtime session."""
+
+    def __init__(
+        self,
+        dialect: Dialect,
+        profile: Profile,
+        *,
+        model: str,
+        rng: random.Random | None = None,
+        load: Callable[[], int] = lambda: 1,
+    ) -> None:
+        self.dialect = dialect
+        self.profile = profile
+        self.rng = rng or random.Random()
+        self.load = load
+        self.session_id = new_id("sess")
+        self.conversation_id = new_id("conv")
+        self.config = SessionConfig(model=model)
+        self._vad = self._make_vad()
+        self._queue: list[_Pending] = []
+        self._seq = itertools.count()
+        self.closed = False
+        self.buffer_ms = 0.0            # audio appended since the last commit
+        self.input_ms = 0.0             # whole input timeline
+        self._item_id: str | None = None  # the user item being spoken
+        self._last_item: str | None = None
+        self._speech_end_arrival: float | None = None
+        self._last_speech_frame = -1
+        self.response: _Response | None = None
+        self._item_audio_ms: dict[str, float] = {}
+        self._deltas: dict[int, str] = {}
+        self.counts: dict[str, int] = {}
+        self._handlers: dict[str, Callable[[Event, float], None]] = {
+            EventType.SESSION_UPDATE: self._on_session_update,
+            EventType.INPUT_AUDIO_APPEND: self._on_append,
+            EventType.INPUT_AUDIO_COMMIT: self._on_commit,
+            EventType.INPUT_AUDIO_CLEAR: self._on_clear,
+            EventType.RESPONSE_CREATE: self._on_response_create,
+            EventType.RESPONSE_CANCEL: self._on_response_cancel,
+            EventType.ITEM_TRUNCATE: self._on_truncate,
+            EventType.ITEM_CREATE: self._on_item_create,
+        }
+
+    # -- scheduling ------------------------------------------------------------------------
+
+    def _emit(self, at: float, etype: str, tag: str | None = None, **data: Any) -> None:
+        self._push(at, Event(etype, data), tag)
+
+    def _push(self, at: float, output: Output | _Finish, tag: str | None = None) -> None:
+        heapq.heappush(self._queue, _Pending(at, next(self._seq), output, tag))
+
+    def next_due(self) -> float | None:
+        return self._queue[0].due if self._queue else None
+
+    def pop_due(self, now: float) -> list[Output]:
+        out: list[Output] = []
+        while self._queue and self._queue[0].due <= now:
+            pending = heapq.heappop(self._queue)
+            item = pending.output
+            if isinstance(item, _Finish):
+                self._finish_marker(item, pending.due)
+                continue
+            out.append(item)
+            if isinstance(item, Close):
+                self.closed = True
+                self._queue.clear()
+                break
+        return out
+
+    def _drop(self, tag: str) -> None:
+        self._queue = [p for p in self._queue if p.tag != tag]
+        heapq.heapify(self._queue)
+
+    def _error(self, now: float, code: str | None, message: str, *, type: str = "invalid_request_error",
+               param: str | None = None, client_event: Event | None = None) -> None:
+        eid = client_event.get("event_id") if client_event is not None else None
+        info = ErrorInfo(type=type, code=code, message=message, param=param)
+        self._emit(now, EventType.ERROR, **payloads.error_body(info, eid))
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self, now: float, wall_time: float) -> None:
+        """Queue ``session.created`` (and beta ``conversation.created``); arm session expiry."""
+        expires = int(wall_time + self.profile.session_max_s)
+        self._emit(now, EventType.SESSION_CREATED, session=payloads.session_object(
+            self.config, self.dialect, self.session_id, expires))
+        if self.dialect is Dialect.BETA:
+            self._emit(now, EventType.CONVERSATION_CREATED, conversation={
+                "id": self.conversation_id, "object": "realtime.conversation"})
+        expiry = now + self.profile.session_max_s
+        minutes = self.profile.session_max_s / 60
+        self._error(expiry, "session_expired",
+                    f"Your session hit the maximum duration of {minutes:g} minutes.")
+        self._push(expiry, Close(1001, f"Your session hit the maximum duration of {minutes:g} "
+                                       "minutes."))
+
+    def receive(self, event: Event, now: float) -> None:
+        handler = self._handlers.get(event.type)
+        self.counts[event.type] = self.counts.get(event.type, 0) + 1
+        if handler is None:
+            self._error(now, "invalid_value", f"Invalid value: '{event.type}'. Supported values "
+                        "are client event types.", param="type", client_event=event)
+            return
+        handler(event, now)
+
+    def protocol_error(self, now: float, message: str) -> None:
+        """A frame the server could not parse (bad JSON, binary)."""
+        self._error(now, None, f"Invalid JSON or message format: {message}", param=None)
+
+    # -- session ---------------------------------------------------------------------------
+
+    def _make_vad(self) -> EnergyVad | None:
+        td = self.config.turn_detection
+        if td is None:
+            return None
+        # semantic VAD is approximated by the energy detector with an eagerness-based window
+        silence = td.silence_duration_ms if td.type == "server_vad" else {
+            "low": 1200, "medium": 600, "auto": 600, "high": 300}.get(td.eagerness, 600)
+        return EnergyVad(td.threshold, td.prefix_padding_ms, silence)
+
+    def _on_session_update(self, event: Event, now: float) -> None:
+        try:
+            cfg = session_from_wire(event.get("session"), self.dialect, self.config)
+        except SessionUpdateRejected as exc:
+            self._error(now, exc.code, exc.message, param=exc.param, client_event=event)
+            return
+        vad_changed = cfg.turn_detection != self.config.turn_detection
+        self.config = cfg
+        if vad_changed:
+            self._vad = self._make_vad()
+            if self._vad is not None:  # keep the input timeline
+                self._vad.frames_seen = int(self.input_ms) // 10
+        expires = int(now)  # updated events carry no new expiry; value unused by clients
+        body = payloads.session_object(cfg, self.dialect, self.session_id, expires)
+        body.pop("expires_at")
+        self._emit(now, EventType.SESSION_UPDATED, session=body)
+
+    # -- input audio -----------------------------------------------------------------------
+
+    def _on_append(self, event: Event, now: float) -> None:
+        audio = event.get("audio")
+        if not isinstance(audio, str):
+            self._error(now, "invalid_type", "Invalid type for 'audio': expected a string.",
+                        param="audio", client_event=event)
+            return
+        try:
+            pcm = b64_to_pcm(audio)
+        except ValueError:
+            self._error(now, "invalid_value", "Invalid 'audio': not base64.", param="audio",
+                        client_event=event)
+            return
+        ms = len(pcm) / SAMPLES_PER_MS
+        self.buffer_ms += ms
+        self.input_ms += ms
+        if self._vad is None:
+            return
+        for decision in self._vad.feed(pcm):
+            if decision.kind == "started":
+                self._speech_started(now, decision.audio_ms)
+            else:
+                self._speech_stopped(now, decision.audio_ms)
+        if self._vad.last_speech_frame != self._last_speech_frame:
+            self._last_speech_frame = self._vad.last_speech_frame
+            self._speech_end_arrival = now
+
+    def _speech_started(self, now: float, audio_start_ms: int) -> None:
+        self._item_id = new_id("item")
+        self._emit(now, EventType.SPEECH_STARTED, audio_start_ms=audio_start_ms,
+                   item_id=self._item_id)
+        td = self.config.turn_detection
+        if self.response is not None and td is not None and td.interrupt_response:
+            self._cancel(now, "turn_detected")
+
+    def _speech_stopped(self, now: float, audio_end_ms: int) -> None:
+        at = now + self.profile.vad_delay.sample(self.rng) / 1000.0
+        item_id = self._item_id or new_id("item")
+        self._emit(at, EventType.SPEECH_STOPPED, audio_end_ms=audio_end_ms, item_id=item_id)
+        self._commit(at, item_id)
+        td = self.config.turn_detection
+        if td is not None and td.create_response and self.response is None:
+            self._start_response(at, item_id, anchor=self._speech_end_arrival)
+
+    def _commit(self, at: float, item_id: str) -> None:
+        prev = self._last_item
+        self._emit(at, EventType.INPUT_AUDIO_COMMITTED, item_id=item_id, previous_item_id=prev)
+        self._item_added(at, payloads.user_item(item_id), prev)
+        self._last_item = item_id
+        self._item_id = None
+        if self.config.transcription_model is not None:
+            self._transcribe(at, item_id)
+        self.buffer_ms = 0.0
+
+    def _item_added(self, at: float, item: dict[str, Any], prev: str | None,
+                    tag: str | None = None) -> None:
+        self._emit(at, EventType.ITEM_ADDED, tag, previous_item_id=prev, item=item)
+        if self.dialect is Dialect.GA and item.get("status") == "completed":
+            self._emit(at, EventType.ITEM_DONE, tag, previous_item_id=prev, item=item)
+
+    def _transcribe(self, at: float, item_id: str) -> None:
+        done = at + self.profile.transcription_delay.sample(self.rng) / 1000.0
+        text = "What is the weather like tomorrow?"
+        self._emit(done, EventType.TRANSCRIPTION_DELTA, item_id=item_id, content_index=0,
+                   delta=text)
+        self._emit(done, EventType.TRANSCRIPTION_COMPLETED, item_id=item_id, content_index=0,
+                   transcript=text, usage={"type": "duration", "seconds": 2.0})
+
+    def _on_commit(self, event: Event, now: float) -> None:
+        if self.buffer_ms < MIN_COMMIT_MS:
+            self._error(now, "input_audio_buffer_commit_empty",
+                        "Error committing input audio buffer: buffer too small. Expected at "
+                        f"least {MIN_COMMIT_MS}ms of audio, but buffer only has "
+                        f"{self.buffer_ms:.2f}ms of audio.", client_event=event)
+            return
+        self._commit(now, self._item_id or new_id("item"))
+        if self._vad is not None:
+            self._vad.reset()
+        self._speech_end_arrival = now
+
+    def _on_clear(self, event: Event, now: float) -> None:
+        self.buffer_ms = 0.0
+        if self._vad is not None:
+            self._vad.reset()
+        self._emit(now, EventType.INPUT_AUDIO_CLEARED)
+
+    def _on_item_create(self, event: Event, now: float) -> None:
+        item = event.get("item")
+        if not isinstance(item, dict):
+            self._error(now, "missing_required_parameter", "Missing required parameter: 'item'.",
+                        param="item", client_event=event)
+            return
+        item = {**item, "id": item.get("id") or new_id("item"), "object": "realtime.item",
+                "status": "completed"}
+        self._item_added(now, item, self._last_item)
+        self._last_item = item["id"]
+
+    # -- responses -------------------------------------------------------------------------
+
+    def _on_response_create(self, event: Event, now: float) -> None:
+        if self.response is not None:
+            self._error(now, "conversation_already_has_active_response",
+                        "Conversation already has an active response in progress: "
+                        f"{self.response.id}. Wait until the response is finished before "
+                        "creating a new one.", client_event=event)
+            return
+        self._start_response(now, self._last_item, anchor=now)
+
+    def _delta(self, ms: int) -> str:
+        found = self._deltas.get(ms)
+        if found is None:
+            found = self._deltas[ms] = _tone_delta(ms)
+        return found
+
+    def _start_response(self, at: float, input_item: str | None, anchor: float | None) -> None:
+        prof = self.profile
+        cfg = self.config
+        resp = _Response(id=new_id("resp"), item_id=new_id("item"), input_item_id=input_item)
+        self.response = resp
+        rid, iid, tag = resp.id, resp.item_id, resp.id
+        self._emit(at, EventType.RESPONSE_CREATED, tag, response=payloads.response_object(
+            rid, self.conversation_id, cfg, self.dialect, status="in_progress"))
+        item = payloads.assistant_item(iid, self.dialect, "in_progress", None)
+        self._emit(at, EventType.OUTPUT_ITEM_ADDED, tag, response_id=rid, output_index=0,
+                   item=item)
+        self._item_added(at, item, input_item, tag)
+        self._last_item = iid
+        idx: dict[str, Any] = {"response_id": rid, "item_id": iid, "output_index": 0,
+                               "content_index": 0}
+        audio = cfg.output_modalities == ("audio",)
+        part_type = "audio" if audio else "text"
+        self._emit(at, EventType.CONTENT_PART_ADDED, tag, **idx,
+                   part={"type": part_type, "transcript": ""} if audio else
+                   {"type": "text", "text": ""})
+        # First audio: from the arrival of the end of speech, never before the decision.
+        latency = prof.first_audio.sample(self.rng)
+        over = max(0, self.load() - prof.knee_sessions) if prof.knee_sessions else 0
+        latency += over * prof.per_session_over_knee_ms
+        first = max(at, (anchor if anchor is not None else at) + latency / 1000.0)
+        words = prof.transcript.split(" ")
+        n_deltas = max(1, -(-prof.response_audio_ms // prof.delta_ms))
+        resp.deltas_planned = n_deltas
+        step = prof.delta_ms / 1000.0 / prof.realtime_factor
+        delta_kind = EventType.AUDIO_DELTA if audio else EventType.TEXT_DELTA
+        transcript_kind = EventType.AUDIO_TRANSCRIPT_DELTA if audio else EventType.TEXT_DELTA
+        for i in range(n_deltas):
+            t = first + i * step
+            ms = min(prof.delta_ms, prof.response_audio_ms - i * prof.delta_ms)
+            if audio:
+                self._emit(t, delta_kind, tag, **idx, delta=self._delta(ms))
+            word = " ".join(words[i * len(words) // n_deltas:(i + 1) * len(words) // n_deltas])
+            if word:
+                self._emit(t, transcript_kind, tag, **idx, delta=word + " ")
+        end = first + n_deltas * step
+        self._push(end, _Finish(rid), tag)
+
+    def _finish(self, now: float, status: str, details: dict[str, Any] | None,
+                audio_ms: float) -> None:
+        """The closing events of the active response; ``status`` completed/cancelled/failed."""
+        resp = self.response
+        assert resp is not None
+        self.response = None
+        cfg = self.config
+        prof = self.profile
+        transcript = prof.transcript if status == "completed" else ""
+        idx: dict[str, Any] = {"response_id": resp.id, "item_id": resp.item_id,
+                               "output_index": 0, "content_index": 0}
+        item_status = "completed" if status == "completed" else "incomplete"
+        audio = cfg.output_modalities == ("audio",)
+        if status != "failed":
+            if audio:
+                self._emit(now, EventType.AUDIO_DONE, **idx)
+                self._emit(now, EventType.AUDIO_TRANSCRIPT_DONE, **idx, transcript=transcript)
+                part = {"type": "audio", "transcript": transcript}
+            else:
+                self._emit(now, EventType.TEXT_DONE, **idx, text=transcript)
+                part = {"type": "text", "text": transcript}
+            self._emit(now, EventType.CONTENT_PART_DONE, **idx, part=part)
+        item = payloads.assistant_item(resp.item_id, self.dialect, item_status,
+                                       transcript if audio else None)
+        self._emit(now, EventType.OUTPUT_ITEM_DONE, response_id=resp.id, output_index=0,
+                   item=item)
+        if self.dialect is Dialect.GA:
+            self._emit(now, EventType.ITEM_DONE, previous_item_id=resp.input_item_id, item=item)
+        self._item_audio_ms[resp.item_id] = audio_ms
+        usage = payloads.usage(2000.0, audio_ms, len(transcript.split()))
+        self._emit(now, EventType.RESPONSE_DONE, response=payloads.response_object(
+            resp.id, self.conversation_id, cfg, self.dialect, status=status,
+            status_details=details, output=[item], usage=usage))
+        self._emit(now, EventType.RATE_LIMITS_UPDATED, **payloads.rate_limits(
+            40000 - usage["total_tokens"]))
+
+    def _cancel(self, now: float, reason: str) -> None:
+        resp = self.response
+        assert resp is not None
+        sent = self._audio_sent_by(resp, now)
+        self._drop(resp.id)
+        self._finish(now, "cancelled", {"type": "cancelled", "reason": reason}, sent)
+
+    def fail_response(self, now: float, error: ErrorInfo) -> bool:
+        """End the active response as ``failed`` with ``error`` (fault injection)."""
+        resp = self.response
+        if resp is None:
+            return False
+        self._drop(resp.id)
+        self._finish(now, "failed", {"type": "failed", "error": {"type": error.type,
+                                                                "code": error.code,
+                                                                "message": error.message}}, 0.0)
+        return True
+
+    def _audio_sent_by(self, resp: _Response, now: float) -> float:
+        """Audio ms of ``resp`` already out (deltas still queued are not)."""
+        queued = sum(1 for p in self._queue if p.tag == resp.id and isinstance(p.output, Event)
+                     and p.output.type == EventType.AUDIO_DELTA)
+        return (resp.deltas_planned - queued) * self.profile.delta_ms
+
+    def _on_response_cancel(self, event: Event, now: float) -> None:
+        if self.response is None:
+            self._error(now, "response_cancel_not_active",
+                        "Cancellation failed: no active response found", client_event=event)
+            return
+        self._cancel(now, "client_cancelled")
+
+    def _on_truncate(self, event: Event, now: float) -> None:
+        item_id = event.get("item_id")
+        end = event.get("audio_end_ms")
+        if self.response is not None and self.response.item_id == item_id:
+            self._cancel(now, "client_cancelled")
+        have = self._item_audio_ms.get(str(item_id))
+        if have is None:
+            self._error(now, "item_truncate_invalid_item_id",
+                        f"Item with item_id '{item_id}' not found.", param="item_id",
+                        client_event=event)
+            return
+        if not isinstance(end, int) or end < 0 or end > have:
+            self._error(now, "invalid_value", f"Audio content of {have:.0f}ms is already "
+                        f"shorter than {end}ms", param="audio_end_ms", client_event=event)
+            return
+        self._item_audio_ms[str(item_id)] = float(end)
+        self._emit(now, EventType.ITEM_TRUNCATED, item_id=item_id,
+                   content_index=event.get("content_index", 0), audio_end_ms=end)
+
+    def _finish_marker(self, marker: _Finish, now: float) -> None:
+        if self.response is not None and self.response.id == marker.response_id:
+            self._finish(now, "completed", None, float(self.profile.response_audio_ms))
+
+    def output_audio_ms_total(self) -> float:
+        return sum(self._item_audio_ms.values())
+
+
+__all__ = ["Close", "Output", "SimSession"]

@@ -1,0 +1,88 @@
+"""Per region × model summary: counts, error rates and percentiles from the HDR histograms.
+
+Percentiles come from histograms (exact to 3 significant digits, mergeable), never from
+pandas quantiles over raw samples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pandas as pd
+
+from .metrics import ALL_METRICS, Recorder, new_histogram, percentiles_ms
+
+GROUP = ("region", "model")
+
+
+def summarize(
+    turns: pd.DataFrame,
+    errors: pd.DataFrame,
+    recorder: Recorder,
+    targets: Iterable[Mapping[str, Any]],
+    turns_per_session: int,
+) -> pd.DataFrame:
+    """One row per (region, model) with sessions, turns, error rates and p50..max per metric.
+
+    ``error_rate`` is planned turns that did not complete ok over planned turns, so sessions that
+    failed before their first turn count against it.
+    """
+    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for t in targets:
+        groups.setdefault((str(t["region"]), str(t["model"])), []).append(t)
+    rows = []
+    for (region, model), members in sorted(groups.items()):
+        names = {str(m["name"]) for m in members}
+        sessions = sum(int(m["sessions"]) for m in members)
+        gt = turns[turns["target"].isin(names)]
+        ge = errors[errors["target"].isin(names)]
+        planned = sessions * turns_per_session
+        ok = int((gt["status"] == "ok").sum())
+        failed_sessions = ge["session_idx"].nunique() if len(ge) else 0
+        row: dict[str, Any] = {
+            "region": region,
+            "model": model,
+            "targets": ",".join(sorted(names)),
+            "sessions": sessions,
+            "sessions_with_errors": int(failed_sessions),
+            "turns_planned": planned,
+            "turns": len(gt),
+            "turns_ok": ok,
+            "errors": len(ge),
+            "error_rate": (1.0 - ok / planned) if planned else float("nan"),
+            "session_error_rate": failed_sessions / sessions if sessions else float("nan"),
+        }
+        out_of_range = 0
+        for metric in ALL_METRICS:
+            hist = new_histogram()
+            for name in sorted(names):
+                series = recorder.series(name, metric)
+                hist.add(series.histogram)
+                out_of_range += series.out_of_range
+            row[f"{metric}_count"] = hist.get_total_count()
+            for key, value in percentiles_ms(hist).items():
+                row[f"{metric}_{key}"] = value
+        row["out_of_range"] = out_of_range
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def format_table(summary: pd.DataFrame) -> str:
+    """The short table printed at the end of a run."""
+    cols = {
+        "region": "region",
+        "model": "model",
+        "sessions": "sessions",
+        "turns_ok": "turns ok",
+        "error_rate": "err %",
+        "ttfa_ms_p50": "TTFA p50",
+        "ttfa_ms_p95": "p95",
+        "ttfa_ms_p99": "p99",
+        "ttfa_ms_max": "max",
+        "vad_ms_p50": "VAD p50",
+        "send_lateness_ms_p99": "late p99",
+    }
+    view = summary[list(cols)].rename(columns=cols).copy()
+    view["err %"] = (view["err %"] * 100).round(2)
+    return str(view.to_string(index=False, float_format=lambda v: f"{v:.1f}"))

@@ -1,0 +1,44 @@
+"""The command line, end to end, as a user runs it (embedded simulator in a child process)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from conftest import REPO
+
+
+def rtbench(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "rtbench", *args], cwd=cwd, text=True,
+                          capture_output=True, timeout=120)
+
+
+def test_rtbench_sessions_5_runs_against_the_embedded_simulator(tmp_path: Path) -> None:
+    proc = rtbench("--sessions", "5", "--turns", "1", "--results", str(tmp_path),
+                   "--run-id", "cli", "--sim-first-audio-ms", "700",
+                   "--sim-first-audio-p99-ms", "700")
+    assert proc.returncode == 0, proc.stderr
+    run = tmp_path / "cli"
+    for name in ("manifest.json", "turns.parquet", "errors.parquet", "histograms.json",
+                 "summary.csv", "turns.jsonl"):
+        assert (run / name).exists(), name
+    summary = pd.read_csv(run / "summary.csv")
+    assert summary.loc[0, "sessions"] == 5 and summary.loc[0, "turns_ok"] == 5
+    assert abs(summary.loc[0, "ttfa_ms_p50"] - 700) < 5
+    turns = pd.read_parquet(run / "turns.parquet")
+    assert len(turns) == 5 and set(turns["region"]) == {"local"}
+    assert "TTFA p50" in proc.stdout and str(run) in proc.stdout
+
+
+def test_bad_scenario_gives_one_line_error_and_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[scenario]\nutterances = ["x"]\nchunk_ms = 15\n')
+    proc = rtbench("--scenario", str(bad), "--results", str(tmp_path))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0
+    assert "chunk_ms must be a positive multiple of 10" in proc.stderr
+    proc = rtbench("--scenario", str(tmp_path / "missing.toml"))
+    assert proc.returncode == 2 and "scenario file not found" in proc.stderr

@@ -42,3 +42,36 @@ def test_bad_scenario_gives_one_line_error_and_exit_2(tmp_path: Path) -> None:
     assert "chunk_ms must be a positive multiple of 10" in proc.stderr
     proc = rtbench("--scenario", str(tmp_path / "missing.toml"))
     assert proc.returncode == 2 and "scenario file not found" in proc.stderr
+
+
+def test_sigterm_stops_within_2s_and_keeps_completed_turns(tmp_path: Path) -> None:
+    import json
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rtbench", "--sessions", "4", "--turns", "50", "--results",
+         str(tmp_path), "--run-id", "sig", "--sim-first-audio-ms", "600",
+         "--sim-first-audio-p99-ms", "600", "--sim-response-audio-ms", "200"],
+        cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    journal = tmp_path / "sig" / "turns.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if journal.exists() and len(journal.read_text().splitlines()) >= 4:
+            break
+        time.sleep(0.1)
+    else:
+        proc.kill()
+        raise AssertionError("no turns journaled")
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    stopped_in = time.monotonic() - t0
+    assert stopped_in < 2.0, (stopped_in, err)
+    assert "SIGTERM received" in err
+    manifest = json.loads((tmp_path / "sig" / "manifest.json").read_text())
+    assert manifest["status"] == "partial" and manifest["stopped_by"] == "SIGTERM"
+    journaled = len(journal.read_text().splitlines())
+    turns = pd.read_parquet(tmp_path / "sig" / "turns.parquet")
+    assert len(turns) == journaled >= 4
+    assert (tmp_path / "sig" / "summary.csv").exists()

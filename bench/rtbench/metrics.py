@@ -23,6 +23,8 @@ TURN_LATENCIES = ("vad_ms", "ttfa_ms", "first_transcript_ms", "response_done_ms"
 SESSION_LATENCIES = ("connect_ms", "session_created_ms")
 #: How late each chunk left against its absolute deadline (one value per chunk).
 SEND_LATENESS = "send_lateness_ms"
+#: Counter: chunks that left more than a whole chunk period late (i.e. bunched with the next).
+BUNCHED_CHUNKS = "bunched_chunks"
 ALL_METRICS = SESSION_LATENCIES + TURN_LATENCIES + (SEND_LATENESS,)
 
 
@@ -48,6 +50,11 @@ class Recorder:
 
     def __init__(self) -> None:
         self._series: dict[tuple[str, str], Series] = {}
+        self.counters: dict[str, int] = {}
+
+    def count(self, name: str, n: int = 1) -> None:
+        """Add to a named event counter (e.g. chunks sent over a whole chunk period late)."""
+        self.counters[name] = self.counters.get(name, 0) + n
 
     def series(self, target: str, metric: str) -> Series:
         key = (target, metric)
@@ -65,14 +72,21 @@ class Recorder:
         return iter(sorted(self._series.items()))
 
     def encoded(self) -> dict[str, dict[str, object]]:
-        """JSON-ready form: ``{"target|metric": {"hdr": <base64>, "out_of_range": n}}``."""
-        return {
+        """JSON-ready form: ``{"target|metric": {"hdr": <base64>, "out_of_range": n}}``,
+        plus the counters under the key ``"counters"``."""
+        out: dict[str, dict[str, object]] = {
             f"{t}|{m}": {"hdr": s.histogram.encode().decode(), "out_of_range": s.out_of_range}
             for (t, m), s in self.items()
         }
+        out["counters"] = dict(self.counters)
+        return out
 
     def merge_encoded(self, encoded: dict[str, dict[str, object]]) -> None:
         for key, entry in encoded.items():
+            if key == "counters":
+                for name, n in entry.items():
+                    self.count(name, int(str(n)))
+                continue
             target, metric = key.split("|", 1)
             series = self.series(target, metric)
             series.histogram.decode_and_add(str(entry["hdr"]))

@@ -54,10 +54,12 @@ class ErrorRecord:
     session_id: str | None
     turn_idx: int | None
     phase: str            # connect | session | turn
-    kind: str             # http_status | error_event | response_failed | close | timeout | protocol
+    kind: str  # http_status | connect | error_event | response_failed | close | timeout | protocol
     code: str | None
     message: str
     t_s: float            # seconds since run start
+    severity: str = "retryable"  # fatal | retryable | benign (see taxonomy.py)
+    attempt: int = 0      # 0 = first attempt of this session slot, 1.. = retries
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

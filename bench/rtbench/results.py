@@ -60,6 +60,10 @@ class RunStore:
         tmp.write_bytes(_dump(self.manifest))
         os.replace(tmp, self.dir / MANIFEST)
 
+    def update_manifest(self, **fields: Any) -> None:
+        self.manifest.update(fields)
+        self._write_manifest()
+
     def turn(self, record: TurnRecord) -> None:
         self._turns.write(orjson.dumps(record.as_dict()) + b"\n")
         self._turns.flush()

@@ -10,6 +10,7 @@ import datetime as dt
 import os
 import platform
 import secrets
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,11 +23,12 @@ from typing import Any
 import pandas as pd
 import trio
 
+from . import saturation
 from .config import Scenario, Target
 from .engine import RunPlan, run_sessions
 from .results import SUMMARY_CSV, RunStore
 from .summary import format_table, summarize
-from .workload import load_utterance, plan_chunks
+from .workload import ChunkPlan, load_utterance, plan_chunks
 
 EXIT_OK = 0
 EXIT_CONFIG = 2
@@ -39,6 +41,7 @@ class RunOutcome:
     summary: pd.DataFrame
     turns: pd.DataFrame
     errors: pd.DataFrame
+    generator: dict[str, Any]
     exit_code: int
 
 
@@ -92,7 +95,8 @@ def embedded_simulator(extra_args: list[str]) -> Iterator[str]:
 
 
 def execute(plan: RunPlan, results_root: Path, run_id: str | None = None,
-            extra_manifest: dict[str, Any] | None = None) -> RunOutcome:
+            extra_manifest: dict[str, Any] | None = None,
+            saturation_threshold_ms: float = saturation.DEFAULT_THRESHOLD_MS) -> RunOutcome:
     """Validate the workload, run every session, write the run directory."""
     sc = plan.scenario
     utterances = [load_utterance(sc.audio_dir / f"{name}.wav") if not name.endswith(".wav")
@@ -113,18 +117,41 @@ def execute(plan: RunPlan, results_root: Path, run_id: str | None = None,
         **(extra_manifest or {}),
     }
     store = RunStore(results_root, run_id or new_run_id(), manifest)
-    status = "complete"
+    stopped_by: list[str] = []
     try:
-        trio.run(run_sessions, plan, plans, store)
-    except KeyboardInterrupt:
-        status = "partial"
+        trio.run(_run_until_signal, plan, plans, store, stopped_by)
     finally:
-        turns, errors = store.finalize(status, finished_at=dt.datetime.now(dt.UTC).isoformat())
+        # Also on an unexpected crash: everything journaled so far is written out.
+        turns, errors = store.finalize("partial" if stopped_by else "complete",
+                                       finished_at=dt.datetime.now(dt.UTC).isoformat(),
+                                       stopped_by=stopped_by[0] if stopped_by else None)
     summary = summarize(turns, errors, store.recorder, manifest["targets"], sc.turns_per_session)
     summary.to_csv(store.dir / SUMMARY_CSV, index=False)
+    generator = saturation.assess(store.recorder, [t.name for t in plan.targets],
+                                  saturation_threshold_ms)
+    store.update_manifest(generator=generator)
     measured = int((turns["status"] == "ok").sum()) if len(turns) else 0
-    return RunOutcome(store.dir, summary, turns, errors,
+    return RunOutcome(store.dir, summary, turns, errors, generator,
                       EXIT_OK if measured else EXIT_NOTHING_MEASURED)
+
+
+async def _run_until_signal(plan: RunPlan, plans: list[ChunkPlan], store: RunStore,
+                            stopped_by: list[str]) -> None:
+    """Run the sessions; SIGINT/SIGTERM cancel them at once (the run is then ``partial``)."""
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+
+            async def watch() -> None:
+                async for signum in signals:
+                    stopped_by.append(signal.Signals(signum).name)
+                    print(f"rtbench: {stopped_by[0]} received, stopping and writing results",
+                          file=sys.stderr, flush=True)
+                    nursery.cancel_scope.cancel()
+                    return
+
+            nursery.start_soon(watch)
+            await run_sessions(plan, plans, store)
+            nursery.cancel_scope.cancel()
 
 
 def print_outcome(outcome: RunOutcome) -> None:
@@ -132,4 +159,7 @@ def print_outcome(outcome: RunOutcome) -> None:
     if len(outcome.errors):
         labels = outcome.errors["phase"] + "/" + outcome.errors["code"].fillna("-").astype(str)
         print("errors: " + ", ".join(f"{k}: {n}" for k, n in labels.value_counts().items()))
+    warning = saturation.describe(outcome.generator)
+    if warning:
+        print(warning)
     print(f"results: {outcome.run_dir}")

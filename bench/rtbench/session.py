@@ -9,7 +9,7 @@ tracker. The turn loop in between waits for each turn's ``response.done``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import trio
@@ -17,7 +17,7 @@ import trio_websocket
 
 from . import transport
 from .config import Scenario, Target
-from .metrics import SEND_LATENESS, Recorder
+from .metrics import BUNCHED_CHUNKS, SEND_LATENESS, Recorder
 from .protocol import (
     Connection,
     ErrorInfo,
@@ -27,7 +27,9 @@ from .protocol import (
     Role,
     session_to_wire,
 )
+from .protocol.validate import check_server_event
 from .records import ErrorRecord, TurnRecord
+from .taxonomy import BENIGN, classify
 from .turn import TurnTracker
 from .workload import ChunkPlan
 
@@ -81,8 +83,12 @@ class ClientSession:
         silence_frame: str,
         sink: Sink,
         run_t0: float,
+        attempt: int = 0,
+        clock: Callable[[], float] = trio.current_time,
     ) -> None:
         self.idx = idx
+        self.attempt = attempt
+        self.clock = clock
         self.target = target
         self.scenario = scenario
         self.plans = plans
@@ -99,16 +105,24 @@ class ClientSession:
         self._turn_done = trio.Event()
         self._ended: str | None = None
         self._turn_lateness_ms = 0.0
+        self._t_connect = 0.0
+        self.unknown_events: dict[str, int] = {}
+        self.fatal: str | None = None  # the code of a fatal error, if one ended the session
 
     # -- recording -------------------------------------------------------------------------
 
-    def _error(self, phase: str, kind: str, code: str | None, message: str) -> None:
+    def _error(self, phase: str, kind: str, code: str | None, message: str,
+               severity: str | None = None) -> None:
+        severity = severity or classify(kind, code)
+        if severity == "fatal" and self.fatal is None:
+            self.fatal = code
         self.sink.error(
             ErrorRecord(
                 target=self.target.name, region=self.target.region, model=self.target.model,
                 session_idx=self.idx, session_id=self.conn.session_id,
                 turn_idx=self.turn_idx if phase == "turn" else None, phase=phase, kind=kind,
-                code=code, message=message[:500], t_s=trio.current_time() - self.run_t0,
+                code=code, message=message[:500], t_s=self.clock() - self.run_t0,
+                severity=severity, attempt=self.attempt,
             )
         )
 
@@ -120,14 +134,14 @@ class ClientSession:
     async def run(self) -> None:
         """Run the whole session; every failure is recorded, none escapes."""
         sc = self.scenario
-        t_c0 = trio.current_time()
+        t_c0 = self._t_connect = trio.current_time()
         try:
             async with transport.open_connection(self.target, sc.connect_timeout_s) as ws:
                 self.connect_ms = (trio.current_time() - t_c0) * 1000.0
                 self.sink.recorder.record_ms(self.target.name, "connect_ms", self.connect_ms)
                 async with trio.open_nursery() as nursery:
                     try:
-                        nursery.start_soon(self._reader, ws, t_c0)
+                        nursery.start_soon(self._reader, ws)
                         await self._configure(ws)
                         nursery.start_soon(self._pacer, ws)
                         for turn_idx in range(sc.turns_per_session):
@@ -216,7 +230,9 @@ class ClientSession:
         chunk_s = self.scenario.chunk_ms / 1000.0
         t0 = trio.current_time()
         k = 0
-        series = self.sink.recorder.series(self.target.name, SEND_LATENESS)
+        recorder = self.sink.recorder
+        series = recorder.series(self.target.name, SEND_LATENESS)
+        bunch_ms = self.scenario.chunk_ms
         while True:
             deadline = t0 + (k + 1) * chunk_s
             await trio.sleep_until(deadline)
@@ -229,30 +245,49 @@ class ClientSession:
             t_sent = trio.current_time()
             late_ms = (t_sent - deadline) * 1000.0
             series.record_ms(late_ms)
+            if late_ms > bunch_ms:  # sent back to back with its predecessor: say so
+                recorder.count(BUNCHED_CHUNKS)
             self._turn_lateness_ms = max(self._turn_lateness_ms, late_ms)
             if eos_tracker is not None:
                 eos_tracker.on_eos_sent(t_sent)
             k += 1
 
-    async def _reader(self, ws: trio_websocket.WebSocketConnection, t_c0: float) -> None:
+    async def _reader(self, ws: trio_websocket.WebSocketConnection) -> None:
         while True:
             try:
                 frame = await ws.get_message()
             except trio_websocket.ConnectionClosed as exc:
                 self._closed(exc)
                 return
-            t = trio.current_time()  # stamped before parsing
-            try:
-                event = self.conn.receive(frame)
-            except ProtocolViolation as exc:
-                self._error(self._phase(), "protocol", exc.kind, exc.detail)
-                continue
-            self._dispatch(event, t, t_c0)
+            self.handle_frame(frame, trio.current_time())  # stamped before parsing
 
-    def _dispatch(self, event: Event, t: float, t_c0: float) -> None:
+    def handle_frame(self, frame: str | bytes, t: float) -> bool:
+        """Parse, check and act on one server message received at ``t``.
+
+        Returns False when the frame was not a usable event: a malformed one is recorded as a
+        protocol error, an unknown event type is counted (first of each type recorded as
+        benign). Never raises for anything a server can send.
+        """
+        try:
+            event = self.conn.receive(frame)
+            check_server_event(event)
+        except ProtocolViolation as exc:
+            self._error(self._phase(), "protocol", exc.kind, exc.detail)
+            return False
+        if not event.known:
+            seen = self.unknown_events.get(event.type, 0)
+            self.unknown_events[event.type] = seen + 1
+            if not seen:
+                self._error(self._phase(), "unknown_event", event.type[:100],
+                            "event type unknown to rtbench (kept, not used)", BENIGN)
+            return False
+        self._dispatch(event, t)
+        return True
+
+    def _dispatch(self, event: Event, t: float) -> None:
         etype = event.type
         if etype == EventType.SESSION_CREATED and not self._session_created.is_set():
-            self.session_created_ms = (t - t_c0) * 1000.0
+            self.session_created_ms = (t - self._t_connect) * 1000.0
             self.sink.recorder.record_ms(self.target.name, "session_created_ms",
                                          self.session_created_ms)
             self._session_created.set()

@@ -30,6 +30,9 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--results", type=Path, default=Path("results"),
                      help="results root directory (default ./results)")
     run.add_argument("--run-id", default=None, help="run directory name (default: time + random)")
+    run.add_argument("--saturation-threshold-ms", type=float, default=5.0,
+                     help="p99 loop lag / send lateness above which the generator is reported "
+                          "saturated (default 5)")
     add_profile_args(run, "sim-")
     for action in run._actions:
         if action.dest.startswith("sim_"):
@@ -60,12 +63,13 @@ def handle(ns: argparse.Namespace) -> int:
             target = Target(name=ns.name or f"local/{model}", url=base + path, dialect=dialect,
                             region=ns.region or "local", model=model)
             outcome = execute(RunPlan(scenario, [target], ns.sessions), ns.results, ns.run_id,
-                              extra)
+                              extra, ns.saturation_threshold_ms)
     else:
         model = ns.model or "unknown"
         target = Target(name=ns.name or f"{ns.region or 'default'}/{model}", url=ns.url,
                         dialect=dialect, region=ns.region or "default", model=model,
                         provider="custom")
-        outcome = execute(RunPlan(scenario, [target], ns.sessions), ns.results, ns.run_id)
+        outcome = execute(RunPlan(scenario, [target], ns.sessions), ns.results, ns.run_id,
+                          None, ns.saturation_threshold_ms)
     print_outcome(outcome)
     return outcome.exit_code

@@ -1,25 +1,31 @@
-"""Run N sessions concurrently in one trio nursery and watch the generator itself.
+"""Drive sessions in one trio nursery according to the load model; watch the generator itself.
 
-Sessions are assigned to targets round-robin (so drift over time hits every target alike). A
-monitor task measures event-loop lag continuously: if the loop cannot wake on time, chunk
-sends are late too and the run says so instead of reporting bent numbers.
+Targets are assigned per slot (closed model) or per arrival (open model), round-robin, so drift
+over time hits every target alike. A monitor task measures event-loop lag continuously: if the
+loop cannot wake on time, chunk sends are late too and the run says so instead of reporting
+bent numbers. Every session attempt becomes a :class:`SessionRecord` with its intended and
+actual start, so late starts (coordinated omission) and dropped arrivals are visible.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import trio
 
 from .config import Scenario, Target
+from .load import LoadModel, backoff_s, closed_start_offsets, open_arrival_offsets
 from .metrics import Recorder
+from .records import SessionRecord
 from .session import ClientSession, Sink
 from .workload import ChunkPlan, silence_frame
 
 GENERATOR = "_generator"     # pseudo-target under which the generator's own health is recorded
 LOOP_LAG = "loop_lag_ms"
 LAG_PROBE_S = 0.010
+DROPPED = "dropped_arrivals"
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,13 +33,19 @@ class RunPlan:
     scenario: Scenario
     targets: Sequence[Target]
     sessions: int
+    load: LoadModel | None = None
 
-    def target_of(self, session_idx: int) -> Target:
-        return self.targets[session_idx % len(self.targets)]
+    @property
+    def model(self) -> LoadModel:
+        return self.load if self.load is not None else LoadModel(sessions=self.sessions)
+
+    def target_of(self, slot: int) -> Target:
+        return self.targets[slot % len(self.targets)]
 
     def sessions_per_target(self) -> dict[str, int]:
+        """Closed-model slots per target (the concurrency each target sees)."""
         counts = {t.name: 0 for t in self.targets}
-        for i in range(self.sessions):
+        for i in range(self.model.sessions):
             counts[self.target_of(i).name] += 1
         return counts
 
@@ -49,16 +61,82 @@ async def _monitor_loop_lag(recorder: Recorder) -> None:
         deadline = max(deadline, now)
 
 
+class _Runner:
+    def __init__(self, plan: RunPlan, plans: Sequence[ChunkPlan], sink: Sink) -> None:
+        self.plan = plan
+        self.model = plan.model
+        self.plans = plans
+        self.sink = sink
+        self.silence = silence_frame(plan.scenario.chunk_ms)
+        self.rng = random.Random(self.model.seed)
+        self.t0 = trio.current_time()
+        self.next_idx = 0
+        self.in_flight = 0
+
+    async def run(self) -> None:
+        model = self.model
+        stop_at = None if model.duration_s is None else self.t0 + model.duration_s
+        async with trio.open_nursery() as nursery:
+            if model.kind == "closed":
+                for slot, offset in enumerate(closed_start_offsets(model)):
+                    nursery.start_soon(self._slot, slot, self.t0 + offset, stop_at)
+            else:
+                nursery.start_soon(self._arrivals, nursery)
+
+    async def _slot(self, slot: int, start: float, stop_at: float | None) -> None:
+        """A closed-model slot: sessions back to back until the duration ends (or just one)."""
+        await trio.sleep_until(start)
+        intended = start
+        while True:
+            await self._attempts(slot, intended, stop_at)
+            intended = trio.current_time()
+            if stop_at is None or intended >= stop_at:
+                return
+
+    async def _arrivals(self, nursery: trio.Nursery) -> None:
+        for k, offset in enumerate(open_arrival_offsets(self.model)):
+            intended = self.t0 + offset
+            await trio.sleep_until(intended)
+            if self.in_flight >= self.model.sessions:
+                self._dropped(k, intended)
+                continue
+            nursery.start_soon(self._attempts, k, intended, None)
+
+    def _dropped(self, k: int, intended: float) -> None:
+        target = self.plan.target_of(k)
+        self.sink.recorder.count(DROPPED)
+        self.sink.session(SessionRecord(
+            target=target.name, region=target.region, model=target.model, session_idx=-1,
+            slot=k, attempt=0, session_id=None, intended_start_s=intended - self.t0,
+            start_s=None, start_lag_ms=None, connect_ms=None, session_created_ms=None,
+            status="dropped", end_code="concurrency_cap"))
+
+    async def _attempts(self, slot: int, intended: float, stop_at: float | None) -> None:
+        """One session, retried (only when asked) if it failed retryably before any turn."""
+        self.in_flight += 1
+        try:
+            for attempt in range(self.model.retries + 1):
+                idx = self.next_idx
+                self.next_idx += 1
+                session = ClientSession(idx, self.plan.target_of(slot), self.plan.scenario,
+                                        self.plans, self.silence, self.sink, self.t0,
+                                        attempt=attempt, stop_at=stop_at)
+                start = trio.current_time()
+                await session.run()
+                record = session.record(slot, intended - self.t0, start - self.t0)
+                record.retried = attempt < self.model.retries and session.retryable_failure()
+                self.sink.session(record)
+                if not record.retried:
+                    return
+                await trio.sleep(backoff_s(self.model, attempt + 1, self.rng))
+                intended = trio.current_time()
+        finally:
+            self.in_flight -= 1
+
+
 async def run_sessions(plan: RunPlan, plans: Sequence[ChunkPlan], sink: Sink) -> None:
-    """Run every session of ``plan`` to the end; results go to ``sink``."""
-    sc = plan.scenario
-    silence = silence_frame(sc.chunk_ms)
-    run_t0 = trio.current_time()
+    """Run the plan's load model to the end; results go to ``sink``."""
     async with trio.open_nursery() as outer:
         outer.start_soon(_monitor_loop_lag, sink.recorder)
-        async with trio.open_nursery() as nursery:
-            for i in range(plan.sessions):
-                session = ClientSession(i, plan.target_of(i), sc, plans, silence, sink, run_t0)
-                nursery.start_soon(session.run)
+        await _Runner(plan, plans, sink).run()
         outer.cancel_scope.cancel()
-

@@ -65,5 +65,33 @@ class ErrorRecord:
         return asdict(self)
 
 
+@dataclass(slots=True)
+class SessionRecord:
+    """One session attempt: when it was meant to start, when it did, how it ended."""
+
+    target: str
+    region: str
+    model: str
+    session_idx: int
+    slot: int                        # closed model: the concurrency slot; open: arrival number
+    attempt: int                     # 0 first try, 1.. explicit retries (--retry)
+    session_id: str | None
+    intended_start_s: float          # seconds since run start, from the load model
+    start_s: float | None            # None: dropped (could not start)
+    start_lag_ms: float | None
+    connect_ms: float | None
+    session_created_ms: float | None
+    turns_ok: int = 0
+    turns_failed: int = 0
+    status: str = "ok"               # ok | failed | dropped
+    end_code: str | None = None      # first non-benign error code, if any
+    severity: str | None = None      # of that error
+    retried: bool = False            # a retry attempt followed this one
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 TURN_COLUMNS = tuple(f.name for f in fields(TurnRecord))
 ERROR_COLUMNS = tuple(f.name for f in fields(ErrorRecord))
+SESSION_COLUMNS = tuple(f.name for f in fields(SessionRecord))

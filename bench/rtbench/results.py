@@ -17,11 +17,20 @@ import orjson
 import pandas as pd
 
 from .metrics import Recorder
-from .records import ERROR_COLUMNS, TURN_COLUMNS, ErrorRecord, TurnRecord
+from .records import (
+    ERROR_COLUMNS,
+    SESSION_COLUMNS,
+    TURN_COLUMNS,
+    ErrorRecord,
+    SessionRecord,
+    TurnRecord,
+)
 
 MANIFEST = "manifest.json"
 TURNS_JOURNAL = "turns.jsonl"
 ERRORS_JOURNAL = "errors.jsonl"
+SESSIONS_JOURNAL = "sessions.jsonl"
+SESSIONS_TABLE = "sessions.parquet"
 TURNS_TABLE = "turns.parquet"
 ERRORS_TABLE = "errors.parquet"
 HISTOGRAMS = "histograms.json"
@@ -45,6 +54,7 @@ class RunStore:
             self.dir.mkdir(parents=True, exist_ok=False)
             self._turns: IO[bytes] = open(self.dir / TURNS_JOURNAL, "ab")  # noqa: SIM115
             self._errors: IO[bytes] = open(self.dir / ERRORS_JOURNAL, "ab")  # noqa: SIM115
+            self._sessions: IO[bytes] = open(self.dir / SESSIONS_JOURNAL, "ab")  # noqa: SIM115
         except FileExistsError:
             raise ResultsError(f"results directory already exists: {self.dir}") from None
         except OSError as exc:
@@ -74,11 +84,17 @@ class RunStore:
         self._errors.flush()
         self.error_count += 1
 
+    def session(self, record: SessionRecord) -> None:
+        self._sessions.write(orjson.dumps(record.as_dict()) + b"\n")
+        self._sessions.flush()
+
     def finalize(self, status: str, **extra: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Close journals, write tables, histograms and manifest; return (turns, errors)."""
         self._turns.close()
         self._errors.close()
+        self._sessions.close()
         turns, errors = load_tables(self.dir)
+        load_sessions(self.dir).to_parquet(self.dir / SESSIONS_TABLE, index=False)
         turns.to_parquet(self.dir / TURNS_TABLE, index=False)
         errors.to_parquet(self.dir / ERRORS_TABLE, index=False)
         (self.dir / HISTOGRAMS).write_bytes(_dump(self.recorder.encoded()))
@@ -103,6 +119,11 @@ def load_tables(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(turns, errors) of a run, from the journal (which survives a crash)."""
     return (_read_journal(run_dir / TURNS_JOURNAL, TURN_COLUMNS),
             _read_journal(run_dir / ERRORS_JOURNAL, ERROR_COLUMNS))
+
+
+def load_sessions(run_dir: Path) -> pd.DataFrame:
+    """One row per session attempt (and per dropped arrival), from the journal."""
+    return _read_journal(run_dir / SESSIONS_JOURNAL, SESSION_COLUMNS)
 
 
 def load_manifest(run_dir: Path) -> dict[str, Any]:

@@ -26,7 +26,7 @@ import trio
 from . import saturation
 from .config import Scenario, Target
 from .engine import RunPlan, run_sessions
-from .results import SUMMARY_CSV, RunStore
+from .results import SUMMARY_CSV, RunStore, load_sessions
 from .summary import format_table, summarize
 from .workload import ChunkPlan, load_utterance, plan_chunks
 
@@ -107,8 +107,7 @@ def execute(plan: RunPlan, results_root: Path, run_id: str | None = None,
         "started_at": dt.datetime.now(dt.UTC).isoformat(),
         "command": sys.argv[1:],
         "sessions": plan.sessions,
-        "load_model": {"kind": "closed", "sessions": plan.sessions,
-                       "turns_per_session": sc.turns_per_session},
+        "load_model": plan.model.describe(),
         "scenario": _scenario_manifest(sc),
         "targets": [_target_manifest(t, per_target[t.name]) for t in plan.targets],
         "audio": {u.name: {"sha256": u.sha256, "duration_ms": u.duration_ms,
@@ -125,7 +124,8 @@ def execute(plan: RunPlan, results_root: Path, run_id: str | None = None,
         turns, errors = store.finalize("partial" if stopped_by else "complete",
                                        finished_at=dt.datetime.now(dt.UTC).isoformat(),
                                        stopped_by=stopped_by[0] if stopped_by else None)
-    summary = summarize(turns, errors, store.recorder, manifest["targets"], sc.turns_per_session)
+    summary = summarize(turns, errors, store.recorder, manifest["targets"], sc.turns_per_session,
+                        load_sessions(store.dir))
     summary.to_csv(store.dir / SUMMARY_CSV, index=False)
     generator = saturation.assess(store.recorder, [t.name for t in plan.targets],
                                   saturation_threshold_ms)

@@ -28,8 +28,8 @@ from .protocol import (
     session_to_wire,
 )
 from .protocol.validate import check_server_event
-from .records import ErrorRecord, TurnRecord
-from .taxonomy import BENIGN, classify
+from .records import ErrorRecord, SessionRecord, TurnRecord
+from .taxonomy import BENIGN, RETRYABLE, classify
 from .turn import TurnTracker
 from .workload import ChunkPlan
 
@@ -42,6 +42,8 @@ class Sink(Protocol):
     def turn(self, record: TurnRecord) -> None: ...
 
     def error(self, record: ErrorRecord) -> None: ...
+
+    def session(self, record: SessionRecord) -> None: ...
 
 
 class SessionEnded(Exception):
@@ -85,6 +87,7 @@ class ClientSession:
         run_t0: float,
         attempt: int = 0,
         clock: Callable[[], float] = trio.current_time,
+        stop_at: float | None = None,
     ) -> None:
         self.idx = idx
         self.attempt = attempt
@@ -108,6 +111,11 @@ class ClientSession:
         self._t_connect = 0.0
         self.unknown_events: dict[str, int] = {}
         self.fatal: str | None = None  # the code of a fatal error, if one ended the session
+        self.stop_at = stop_at  # no turn starts at or after this time (duration-bounded runs)
+        self.turns_ok = 0
+        self.turns_failed = 0
+        self.end_code: str | None = None  # first non-benign error
+        self.end_severity: str | None = None
 
     # -- recording -------------------------------------------------------------------------
 
@@ -116,6 +124,8 @@ class ClientSession:
         severity = severity or classify(kind, code)
         if severity == "fatal" and self.fatal is None:
             self.fatal = code
+        if severity != BENIGN and self.end_code is None:
+            self.end_code, self.end_severity = code or kind, severity
         self.sink.error(
             ErrorRecord(
                 target=self.target.name, region=self.target.region, model=self.target.model,
@@ -145,6 +155,8 @@ class ClientSession:
                         await self._configure(ws)
                         nursery.start_soon(self._pacer, ws)
                         for turn_idx in range(sc.turns_per_session):
+                            if self.stop_at is not None and trio.current_time() >= self.stop_at:
+                                break
                             await self._turn(turn_idx)
                     except SessionEnded:
                         pass
@@ -217,7 +229,28 @@ class ClientSession:
                      t_eos + sc.trailing_silence_ms / 1000.0)
         await trio.sleep_until(resume)
 
+    def record(self, slot: int, intended_start_s: float, start_s: float) -> SessionRecord:
+        """This attempt as a sessions-table row (times relative to the run start)."""
+        return SessionRecord(
+            target=self.target.name, region=self.target.region, model=self.target.model,
+            session_idx=self.idx, slot=slot, attempt=self.attempt,
+            session_id=self.conn.session_id, intended_start_s=intended_start_s,
+            start_s=start_s, start_lag_ms=(start_s - intended_start_s) * 1000.0,
+            connect_ms=self.connect_ms, session_created_ms=self.session_created_ms,
+            turns_ok=self.turns_ok, turns_failed=self.turns_failed,
+            status="failed" if self.end_code is not None else "ok",
+            end_code=self.end_code, severity=self.end_severity,
+        )
+
+    def retryable_failure(self) -> bool:
+        """Failed retryably before completing any turn (connect, handshake, set-up)."""
+        return self.end_severity == RETRYABLE and self.turns_ok == 0
+
     def _record_turn(self, rec: TurnRecord) -> None:
+        if rec.status == "ok":
+            self.turns_ok += 1
+        else:
+            self.turns_failed += 1
         if rec.status == "ok":
             rec_ms = self.sink.recorder.record_ms
             for metric in ("vad_ms", "ttfa_ms", "first_transcript_ms", "response_done_ms"):

@@ -22,11 +22,15 @@ def summarize(
     recorder: Recorder,
     targets: Iterable[Mapping[str, Any]],
     turns_per_session: int,
+    sessions: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per (region, model) with sessions, turns, error rates and p50..max per metric.
 
-    ``error_rate`` is planned turns that did not complete ok over planned turns, so sessions that
-    failed before their first turn count against it.
+    ``error_rate`` = (failed turns + turns lost by sessions that failed before their first turn)
+    over (turns + those lost turns): a session refused at connect counts as all its turns
+    failed. Retried attempts are counted in ``retries`` and do not count twice; dropped arrivals
+    (open model at its concurrency cap) are reported apart. Without a sessions table, the
+    manifest's planned session counts are used.
     """
     groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for t in targets:
@@ -34,24 +38,43 @@ def summarize(
     rows = []
     for (region, model), members in sorted(groups.items()):
         names = {str(m["name"]) for m in members}
-        sessions = sum(int(m["sessions"]) for m in members)
         gt = turns[turns["target"].isin(names)]
         ge = errors[errors["target"].isin(names)]
-        planned = sessions * turns_per_session
+        real = ge[ge["severity"] != "benign"] if "severity" in ge else ge
         ok = int((gt["status"] == "ok").sum())
-        failed_sessions = ge["session_idx"].nunique() if len(ge) else 0
+        if sessions is not None and len(sessions):
+            gs = sessions[sessions["target"].isin(names)]
+            attempts = gs[gs["status"] != "dropped"]
+            final = attempts[~attempts["retried"].astype(bool)]
+            n_sessions = len(final)
+            lost = final[(final["status"] == "failed")
+                         & (final["turns_ok"] + final["turns_failed"] == 0)]
+            lost_turns = len(lost) * turns_per_session
+            retries = int((attempts["attempt"] > 0).sum())
+            dropped = int((gs["status"] == "dropped").sum())
+            start_lag_p99 = float(attempts["start_lag_ms"].quantile(0.99)) if len(
+                attempts) else float("nan")
+        else:
+            n_sessions = sum(int(m["sessions"]) for m in members)
+            lost_turns = n_sessions * turns_per_session - len(gt)
+            retries = dropped = 0
+            start_lag_p99 = float("nan")
+        failed_sessions = real["session_idx"].nunique() if len(real) else 0
+        denominator = len(gt) + lost_turns
         row: dict[str, Any] = {
             "region": region,
             "model": model,
             "targets": ",".join(sorted(names)),
-            "sessions": sessions,
+            "sessions": n_sessions,
             "sessions_with_errors": int(failed_sessions),
-            "turns_planned": planned,
+            "retries": retries,
+            "dropped": dropped,
             "turns": len(gt),
             "turns_ok": ok,
-            "errors": len(ge),
-            "error_rate": (1.0 - ok / planned) if planned else float("nan"),
-            "session_error_rate": failed_sessions / sessions if sessions else float("nan"),
+            "errors": len(real),
+            "error_rate": (1.0 - ok / denominator) if denominator else float("nan"),
+            "session_error_rate": failed_sessions / n_sessions if n_sessions else float("nan"),
+            "start_lag_ms_p99": start_lag_p99,
         }
         out_of_range = 0
         for metric in ALL_METRICS:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..config import ConfigError, Target, load_scenario
 from ..engine import RunPlan
+from ..load import LoadModel
 from ..protocol import Dialect
 from ..run import embedded_simulator, execute, print_outcome
 from .simflags import add_profile_args, profile_argv
@@ -33,10 +34,36 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--saturation-threshold-ms", type=float, default=5.0,
                      help="p99 loop lag / send lateness above which the generator is reported "
                           "saturated (default 5)")
+    load = run.add_argument_group("load model")
+    load.add_argument("--load", choices=["closed", "open"], default="closed",
+                      help="closed: --sessions concurrent; open: arrivals at --rate (default closed)")
+    load.add_argument("--rate", type=float, default=0.0, help="open model: sessions per second")
+    load.add_argument("--arrival", choices=["constant", "poisson"], default="constant",
+                      help="open model: arrival spacing (default constant)")
+    load.add_argument("--ramp-up", type=float, default=0.0, metavar="S",
+                      help="closed model: spread the slots' first starts over S seconds")
+    load.add_argument("--duration", type=float, default=None, metavar="S",
+                      help="stop starting sessions/turns after S seconds; closed slots reconnect "
+                           "until then (soak)")
+    load.add_argument("--total-sessions", type=int, default=None,
+                      help="open model: stop after this many arrivals")
+    load.add_argument("--retry", type=int, default=0, metavar="N",
+                      help="retry a session that failed retryably before its first turn, up to N "
+                           "times (default 0: off); attempts are reported separately")
+    load.add_argument("--retry-backoff", type=float, default=0.5, metavar="S",
+                      help="first retry delay, doubled per attempt, jittered, capped at 8 s")
+    load.add_argument("--seed", type=int, default=None, help="seed for arrivals and jitter")
     add_profile_args(run, "sim-")
     for action in run._actions:
         if action.dest.startswith("sim_"):
             action.default = None
+
+
+def load_model(ns: argparse.Namespace) -> LoadModel:
+    return LoadModel(kind=ns.load, sessions=ns.sessions, rate_per_s=ns.rate, arrival=ns.arrival,
+                     ramp_up_s=ns.ramp_up, duration_s=ns.duration,
+                     total_sessions=ns.total_sessions, retries=ns.retry,
+                     backoff_s=ns.retry_backoff, seed=ns.seed)
 
 
 def handle(ns: argparse.Namespace) -> int:
@@ -49,8 +76,7 @@ def handle(ns: argparse.Namespace) -> int:
         if ns.chunk_ms <= 0 or ns.chunk_ms % 10:
             raise ConfigError("--chunk-ms must be a positive multiple of 10")
         scenario = replace(scenario, chunk_ms=ns.chunk_ms)
-    if ns.sessions < 1:
-        raise ConfigError("--sessions must be at least 1")
+    load = load_model(ns)
     dialect = Dialect(ns.dialect)
     extra: dict[str, object] = {}
     if ns.url is None:
@@ -62,14 +88,14 @@ def handle(ns: argparse.Namespace) -> int:
                     if dialect is Dialect.BETA else "/v1/realtime?model=" + model)
             target = Target(name=ns.name or f"local/{model}", url=base + path, dialect=dialect,
                             region=ns.region or "local", model=model)
-            outcome = execute(RunPlan(scenario, [target], ns.sessions), ns.results, ns.run_id,
+            outcome = execute(RunPlan(scenario, [target], ns.sessions, load), ns.results, ns.run_id,
                               extra, ns.saturation_threshold_ms)
     else:
         model = ns.model or "unknown"
         target = Target(name=ns.name or f"{ns.region or 'default'}/{model}", url=ns.url,
                         dialect=dialect, region=ns.region or "default", model=model,
                         provider="custom")
-        outcome = execute(RunPlan(scenario, [target], ns.sessions), ns.results, ns.run_id,
+        outcome = execute(RunPlan(scenario, [target], ns.sessions, load), ns.results, ns.run_id,
                           None, ns.saturation_threshold_ms)
     print_outcome(outcome)
     return outcome.exit_code

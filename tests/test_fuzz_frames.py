@@ -14,7 +14,6 @@ from rtbench.metrics import Recorder
 from rtbench.protocol import EventType
 from rtbench.records import ErrorRecord, TurnRecord
 from rtbench.session import ClientSession
-from rtbench.turn import TurnTracker
 from rtbench.workload import load_utterance, plan_chunks
 
 SERVER_TYPES = [e.value for e in EventType] + ["response.audio.delta", "brand.new.event", ""]
@@ -102,9 +101,7 @@ def make_session(scenario: Scenario) -> tuple[ClientSession, MemorySink]:
 @given(frame=frames)
 def test_any_frame_is_recorded_never_raised(scenario: Scenario, frame: str | bytes) -> None:
     session, sink = make_session(scenario)
-    tracker = TurnTracker(TurnRecord("t", "r", "m", 0, None, 0, "u"))
-    tracker.on_eos_sent(0.0)
-    session.tracker = tracker
+    session.begin_turn(0).tracker.on_eos_sent(0.0)
     used = session.handle_frame(frame, 1.0)
     protocol = [e for e in sink.errors if e.kind == "protocol"]
     if used:

@@ -34,8 +34,15 @@ class Scenario:
     think_time_ms: int = 200
     turn_timeout_s: float = 20.0
     connect_timeout_s: float = 10.0
+    barge_in_after_ms: int | None = None  # speak again this long after the first audio delta
     session: SessionConfig = field(default_factory=SessionConfig)
     source: Path | None = None
+
+    @property
+    def turn_mode(self) -> str:
+        """``manual`` (commit + response.create), ``server_vad`` or ``semantic_vad``."""
+        td = self.session.turn_detection
+        return "manual" if td is None else td.type
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +60,7 @@ class Target:
 
 _SCENARIO_KEYS = {
     "name", "audio_dir", "utterances", "turns_per_session", "chunk_ms", "trailing_silence_ms",
-    "think_time_ms", "turn_timeout_s", "connect_timeout_s",
+    "think_time_ms", "turn_timeout_s", "connect_timeout_s", "barge_in_after_ms",
 }
 _SESSION_KEYS = {
     "voice", "instructions", "speed", "output_modalities", "transcription_model",
@@ -163,6 +170,7 @@ def load_scenario(path: Path) -> Scenario:
         think_time_ms=_typed(sc, "think_time_ms", int, 200, src, w),
         turn_timeout_s=timeout,
         connect_timeout_s=_typed(sc, "connect_timeout_s", float, 10.0, src, w),
+        barge_in_after_ms=_typed(sc, "barge_in_after_ms", int, None, src, w),
         session=_session_from_table(doc.get("session", {}), src),
         source=path,
     )

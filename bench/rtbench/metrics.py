@@ -25,7 +25,9 @@ SESSION_LATENCIES = ("connect_ms", "session_created_ms")
 SEND_LATENESS = "send_lateness_ms"
 #: Counter: chunks that left more than a whole chunk period late (i.e. bunched with the next).
 BUNCHED_CHUNKS = "bunched_chunks"
-ALL_METRICS = SESSION_LATENCIES + TURN_LATENCIES + (SEND_LATENESS,)
+#: Recorded for barge-in turns only.
+BARGE_LATENCIES = ("interrupt_ms", "audio_stop_ms")
+ALL_METRICS = SESSION_LATENCIES + TURN_LATENCIES + BARGE_LATENCIES + (SEND_LATENESS,)
 
 
 def new_histogram() -> HdrHistogram:

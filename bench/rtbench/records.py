@@ -40,6 +40,14 @@ class TurnRecord:
     output_tokens: int | None = None
     total_tokens: int | None = None
     send_lateness_max_ms: float = 0.0
+    turn_mode: str = "server_vad"    # server_vad | semantic_vad | manual: never pooled
+    # Barge-in (the user speaks again while the response plays):
+    barge_in: bool = False           # this turn's response was interrupted on purpose
+    interrupt_ms: float | None = None      # speech start sent -> response.done (cancelled)
+    audio_stop_ms: float | None = None     # speech start sent -> last audio delta received
+    residual_audio_ms: float | None = None  # audio received after speech start was sent
+    truncate_audio_end_ms: int | None = None  # played ms sent in conversation.item.truncate
+    truncated: bool = False          # conversation.item.truncated came back
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -10,6 +10,7 @@ tracker. The turn loop in between waits for each turn's ``response.done``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import trio
@@ -17,7 +18,7 @@ import trio_websocket
 
 from . import transport
 from .config import Scenario, Target
-from .metrics import BUNCHED_CHUNKS, SEND_LATENESS, Recorder
+from .metrics import BARGE_LATENCIES, BUNCHED_CHUNKS, SEND_LATENESS, TURN_LATENCIES, Recorder
 from .protocol import (
     Connection,
     ErrorInfo,
@@ -46,33 +47,71 @@ class Sink(Protocol):
     def session(self, record: SessionRecord) -> None: ...
 
 
+#: How long a barged-in turn waits for ``conversation.item.truncated`` after its response ended.
+TRUNCATE_CONFIRM_S = 1.0
+
+
 class SessionEnded(Exception):
     """The session cannot go on (closed, refused, failed to configure); already recorded."""
 
 
+@dataclass(slots=True)
+class Chunk:
+    """What the pacer sends at one deadline: the audio frame, then control frames if any."""
+
+    frame: str
+    on_sent: list[Callable[[float], None]]   # told the send-completion time of ``frame``
+    then: tuple[str, ...] = ()                # sent right after (manual commit + response.create)
+    on_then_sent: Callable[[float], None] | None = None
+
+
 class AudioSource:
-    """What the pacer sends next: the current utterance's chunks, then silence."""
+    """What the pacer sends next: the current utterance's chunks, then silence.
+
+    ``marks`` maps a chunk index of the utterance to callbacks told when that chunk was sent:
+    how T_eos (and the barge-in speech start) are stamped without the pacer knowing turns.
+    """
 
     def __init__(self, silence: str) -> None:
         self.silence = silence
         self.plan: ChunkPlan | None = None
-        self.tracker: TurnTracker | None = None
+        self.marks: dict[int, list[Callable[[float], None]]] = {}
+        self.then: tuple[str, ...] = ()
+        self.on_then_sent: Callable[[float], None] | None = None
+        self.control: list[str] = []  # one-off frames (truncate) sent after the next chunk
         self.index = 0
 
-    def start(self, plan: ChunkPlan, tracker: TurnTracker) -> None:
-        self.plan, self.tracker, self.index = plan, tracker, 0
+    def start(self, plan: ChunkPlan, marks: dict[int, list[Callable[[float], None]]],
+              then: tuple[str, ...] = (),
+              on_then_sent: Callable[[float], None] | None = None) -> None:
+        self.plan, self.marks, self.index = plan, marks, 0
+        self.then, self.on_then_sent = then, on_then_sent
 
-    def next(self) -> tuple[str, TurnTracker | None]:
-        """The next frame, and the tracker to tell if this frame holds the end of speech."""
+    def next(self) -> Chunk:
+        control, self.control = tuple(self.control), []
         plan = self.plan
         if plan is None:
-            return self.silence, None
-        frame = plan.frames[self.index]
-        eos = self.tracker if self.index == plan.eos_chunk else None
+            return Chunk(self.silence, [], control)
+        chunk = Chunk(plan.frames[self.index], self.marks.get(self.index, []), control)
         self.index += 1
         if self.index == len(plan.frames):
             self.plan = None
-        return frame, eos
+            chunk.then = control + self.then
+            chunk.on_then_sent = self.on_then_sent
+        return chunk
+
+
+@dataclass(slots=True)
+class _Turn:
+    """A turn in flight: its tracker and the events the turn loop waits on."""
+
+    idx: int
+    plan: ChunkPlan
+    tracker: TurnTracker
+    done: trio.Event = field(default_factory=trio.Event)
+    first_audio: trio.Event = field(default_factory=trio.Event)
+    truncated: trio.Event = field(default_factory=trio.Event)
+    lateness_ms: float = 0.0
 
 
 class ClientSession:
@@ -99,15 +138,14 @@ class ClientSession:
         self.run_t0 = run_t0
         self.conn = Connection(Role.CLIENT, target.dialect)
         self.source = AudioSource(silence_frame)
-        self.tracker: TurnTracker | None = None
+        self.active: list[_Turn] = []   # turns in flight (two while a barge-in overlaps)
+        self._claimed: set[str] = set()  # response ids owned by this session's turns
         self.turn_idx: int | None = None
         self.connect_ms: float | None = None
         self.session_created_ms: float | None = None
         self._session_created = trio.Event()
         self._session_updated = trio.Event()
-        self._turn_done = trio.Event()
         self._ended: str | None = None
-        self._turn_lateness_ms = 0.0
         self._t_connect = 0.0
         self.unknown_events: dict[str, int] = {}
         self.fatal: str | None = None  # the code of a fatal error, if one ended the session
@@ -136,8 +174,13 @@ class ClientSession:
             )
         )
 
+    @property
+    def tracker(self) -> TurnTracker | None:
+        """The oldest turn in flight (the one errors are attributed to)."""
+        return self.active[0].tracker if self.active else None
+
     def _phase(self) -> str:
-        return "turn" if self.tracker is not None else "session"
+        return "turn" if self.active else "session"
 
     # -- main ------------------------------------------------------------------------------
 
@@ -154,10 +197,11 @@ class ClientSession:
                         nursery.start_soon(self._reader, ws)
                         await self._configure(ws)
                         nursery.start_soon(self._pacer, ws)
+                        handed: _Turn | None = None
                         for turn_idx in range(sc.turns_per_session):
                             if self.stop_at is not None and trio.current_time() >= self.stop_at:
                                 break
-                            await self._turn(turn_idx)
+                            handed = await self._turn(turn_idx, handed)
                     except SessionEnded:
                         pass
                     if self._ended is None:
@@ -192,26 +236,58 @@ class ClientSession:
                         f"no {waited_for} within {self.scenario.connect_timeout_s:g} s")
             raise SessionEnded
 
-    async def _turn(self, turn_idx: int) -> None:
+    def begin_turn(self, turn_idx: int, interrupting: _Turn | None = None) -> _Turn:
+        """Start streaming the turn's utterance; ``interrupting``: the turn it barges into."""
         sc = self.scenario
         plan = self.plans[(self.idx + turn_idx) % len(self.plans)]
-        t_start = trio.current_time()
         record = TurnRecord(
             target=self.target.name, region=self.target.region, model=self.target.model,
             session_idx=self.idx, session_id=self.conn.session_id, turn_idx=turn_idx,
-            utterance=plan.utterance.name, t_start_s=t_start - self.run_t0, chunk_ms=sc.chunk_ms,
-            speech_end_ms=plan.utterance.speech_end_ms, connect_ms=self.connect_ms,
-            session_created_ms=self.session_created_ms,
+            utterance=plan.utterance.name, t_start_s=self.clock() - self.run_t0,
+            chunk_ms=sc.chunk_ms, speech_end_ms=plan.utterance.speech_end_ms,
+            connect_ms=self.connect_ms, session_created_ms=self.session_created_ms,
+            turn_mode=sc.turn_mode,
         )
-        tracker = TurnTracker(record)
-        self._turn_done = trio.Event()
-        self._turn_lateness_ms = 0.0
-        self.tracker, self.turn_idx = tracker, turn_idx
-        self.source.start(plan, tracker)
+        turn = _Turn(turn_idx, plan, TurnTracker(record, self._claimed))
+        turn.tracker.on_first_audio = turn.first_audio.set
+        marks: dict[int, list[Callable[[float], None]]] = {plan.eos_chunk: [turn.tracker.on_eos_sent]}
+        if interrupting is not None:
+            marks.setdefault(plan.speech_start_chunk, []).append(interrupting.tracker.on_barge_sent)
+        then: tuple[str, ...] = ()
+        if sc.turn_mode == "manual":
+            then = tuple(self._client_frame(t, {}) for t in (EventType.INPUT_AUDIO_COMMIT,
+                                                              EventType.RESPONSE_CREATE))
+        self.source.start(plan, marks, then, turn.tracker.on_commit_sent if then else None)
+        self.active.append(turn)
+        self.turn_idx = turn_idx
+        return turn
+
+    def _client_frame(self, etype: str, data: dict[str, object]) -> str:
+        text = self.conn.send(Event(etype, data))
+        assert text is not None
+        return text
+
+    async def _turn(self, turn_idx: int, handed: _Turn | None) -> _Turn | None:
+        """Run one turn to its ``response.done``; return the next turn if it already began."""
+        sc = self.scenario
+        if self._ended is not None:
+            raise SessionEnded
+        turn = handed if handed is not None else self.begin_turn(turn_idx)
+        tracker = turn.tracker
+        barging: _Turn | None = None
         with trio.move_on_after(sc.turn_timeout_s) as scope:
-            await self._turn_done.wait()
+            if (sc.barge_in_after_ms is not None and sc.turn_mode != "manual"
+                    and turn_idx + 1 < sc.turns_per_session):
+                await turn.first_audio.wait()
+                await trio.sleep(sc.barge_in_after_ms / 1000.0)
+                if not turn.done.is_set() and self._ended is None:
+                    barging = self.begin_turn(turn_idx + 1, interrupting=turn)
+            await turn.done.wait()
+            if tracker.record.truncate_audio_end_ms is not None:
+                with trio.move_on_after(TRUNCATE_CONFIRM_S):
+                    await turn.truncated.wait()  # conversation.item.truncated follows the cancel
         rec = tracker.finalize(timed_out=scope.cancelled_caught and self._ended is None)
-        rec.send_lateness_max_ms = self._turn_lateness_ms
+        rec.send_lateness_max_ms = turn.lateness_ms
         if rec.status == "timeout":
             self._error("turn", "timeout", "turn_timeout",
                         f"no response.done within {sc.turn_timeout_s:g} s")
@@ -220,14 +296,17 @@ class ClientSession:
             message = tracker.error.message if tracker.error else f"status {rec.response_status}"
             self._error("turn", kind, rec.error_code, message)
         self._record_turn(rec)
-        self.tracker = None
+        self.active.remove(turn)
         if self._ended is not None:
             raise SessionEnded
+        if barging is not None:
+            return barging  # the user is already speaking: no think time
         # Keep the line open like a microphone: trailing silence after speech, then think time.
-        t_eos = tracker.t_eos if tracker.t_eos is not None else t_start
+        t_eos = tracker.t_eos if tracker.t_eos is not None else trio.current_time()
         resume = max(trio.current_time() + sc.think_time_ms / 1000.0,
                      t_eos + sc.trailing_silence_ms / 1000.0)
         await trio.sleep_until(resume)
+        return None
 
     def record(self, slot: int, intended_start_s: float, start_s: float) -> SessionRecord:
         """This attempt as a sessions-table row (times relative to the run start)."""
@@ -253,7 +332,9 @@ class ClientSession:
             self.turns_failed += 1
         if rec.status == "ok":
             rec_ms = self.sink.recorder.record_ms
-            for metric in ("vad_ms", "ttfa_ms", "first_transcript_ms", "response_done_ms"):
+            metrics = (*BARGE_LATENCIES, "vad_ms", "ttfa_ms", "first_transcript_ms") if (
+                rec.barge_in) else TURN_LATENCIES
+            for metric in metrics:
                 rec_ms(self.target.name, metric, getattr(rec, metric))
         self.sink.turn(rec)
 
@@ -269,20 +350,25 @@ class ClientSession:
         while True:
             deadline = t0 + (k + 1) * chunk_s
             await trio.sleep_until(deadline)
-            frame, eos_tracker = self.source.next()
+            chunk = self.source.next()
             try:
-                await ws.send_message(frame)
+                await ws.send_message(chunk.frame)
+                t_sent = trio.current_time()
+                for extra in chunk.then:
+                    await ws.send_message(extra)
             except trio_websocket.ConnectionClosed as exc:
                 self._closed(exc)
                 return
-            t_sent = trio.current_time()
             late_ms = (t_sent - deadline) * 1000.0
             series.record_ms(late_ms)
             if late_ms > bunch_ms:  # sent back to back with its predecessor: say so
                 recorder.count(BUNCHED_CHUNKS)
-            self._turn_lateness_ms = max(self._turn_lateness_ms, late_ms)
-            if eos_tracker is not None:
-                eos_tracker.on_eos_sent(t_sent)
+            for turn in self.active:
+                turn.lateness_ms = max(turn.lateness_ms, late_ms)
+            for mark in chunk.on_sent:
+                mark(t_sent)
+            if chunk.on_then_sent is not None:
+                chunk.on_then_sent(trio.current_time())
             k += 1
 
     async def _reader(self, ws: trio_websocket.WebSocketConnection) -> None:
@@ -326,13 +412,27 @@ class ClientSession:
             self._session_created.set()
         elif etype == EventType.SESSION_UPDATED:
             self._session_updated.set()
-        elif etype == EventType.ERROR and self.tracker is None:
+        elif etype == EventType.ERROR and not self.active:
             self._session_error(event)
-        tracker = self.tracker
-        if tracker is not None:
-            tracker.on_event(event, t)
-            if tracker.finished:
-                self._turn_done.set()
+        elif etype == EventType.SPEECH_STARTED:
+            self._stop_playback(t)
+        for turn in self.active:
+            turn.tracker.on_event(event, t)
+            if turn.tracker.finished:
+                turn.done.set()
+            if turn.tracker.record.truncated:
+                turn.truncated.set()
+
+    def _stop_playback(self, t: float) -> None:
+        """The server heard our barge-in: stop 'playing' and tell it how much was heard."""
+        for turn in self.active:
+            tr = turn.tracker
+            if tr.t_barge is not None and not tr.finished and tr.item_id is not None and (
+                    tr.record.truncate_audio_end_ms is None):
+                played = tr.played_ms(t)
+                tr.record.truncate_audio_end_ms = played
+                self.source.control.append(self._client_frame(EventType.ITEM_TRUNCATE, {
+                    "item_id": tr.item_id, "content_index": 0, "audio_end_ms": played}))
 
     def _session_error(self, event: Event) -> None:
         """An ``error`` outside a turn: while configuring it ends the session (the seed case)."""
@@ -354,4 +454,5 @@ class ClientSession:
         self._ended = why
         self._session_created.set()
         self._session_updated.set()
-        self._turn_done.set()
+        for turn in self.active:
+            turn.done.set()

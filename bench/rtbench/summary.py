@@ -65,6 +65,8 @@ def summarize(
             "region": region,
             "model": model,
             "targets": ",".join(sorted(names)),
+            # one scenario per run, so one mode; shown so runs of different modes are not pooled
+            "turn_mode": ",".join(sorted(set(gt["turn_mode"].dropna()))) if len(gt) else "",
             "sessions": n_sessions,
             "sessions_with_errors": int(failed_sessions),
             "retries": retries,

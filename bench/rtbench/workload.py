@@ -88,6 +88,7 @@ class ChunkPlan:
     chunk_ms: int
     frames: tuple[str, ...]
     eos_chunk: int
+    speech_start_chunk: int
 
 
 def plan_chunks(utt: Utterance, chunk_ms: int) -> ChunkPlan:
@@ -97,7 +98,8 @@ def plan_chunks(utt: Utterance, chunk_ms: int) -> ChunkPlan:
     padded = np.zeros(n * size, dtype=np.int16)
     padded[: len(utt.samples)] = utt.samples
     frames = tuple(append_frame(padded[i * size : (i + 1) * size]) for i in range(n))
-    return ChunkPlan(utt, chunk_ms, frames, eos_chunk=(utt.speech_end_sample - 1) // size)
+    return ChunkPlan(utt, chunk_ms, frames, eos_chunk=(utt.speech_end_sample - 1) // size,
+                     speech_start_chunk=utt.speech_start_sample // size)
 
 
 def silence_frame(chunk_ms: int) -> str:

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import orjson
 import trio_websocket
 
+from .auth import AuthError
 from .config import Target
 
 #: Realtime events can be large (item retrieval with audio); do not cap below the 15 MiB append.
@@ -55,7 +56,13 @@ async def open_connection(
     """
     scheme = urlsplit(target.url).scheme
     ssl_context = ssl.create_default_context() if scheme == "wss" else None
-    headers = [(k.encode(), v.encode()) for k, v in target.headers]
+    pairs = target.headers
+    if target.auth is not None:
+        try:
+            pairs += await target.auth.headers()
+        except AuthError as exc:
+            raise HandshakeFailed(None, "auth_error", str(exc)) from None
+    headers = [(k.encode(), v.encode()) for k, v in pairs]
     connected = False
     try:
         async with trio_websocket.open_websocket_url(

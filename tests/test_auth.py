@@ -1,0 +1,84 @@
+"""Credential providers: Entra token caching and refresh with a fake credential and clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+import trio
+
+from rtbench.auth import ApiKey, AuthError, EntraToken
+
+
+@dataclass
+class Token:
+    token: str
+    expires_on: int
+
+
+class FakeCredential:
+    """Hands out tok-1, tok-2, ... each valid ``lifetime_s`` from the fake clock's now."""
+
+    def __init__(self, clock: list[float], lifetime_s: int = 3600) -> None:
+        self.clock = clock
+        self.lifetime_s = lifetime_s
+        self.calls: list[tuple[str, ...]] = []
+        self.fail = False
+
+    def get_token(self, *scopes: str) -> Token:
+        self.calls.append(scopes)
+        if self.fail:
+            raise RuntimeError("AADSTS700016: application not found\nmore detail")
+        return Token(f"tok-{len(self.calls)}", int(self.clock[0]) + self.lifetime_s)
+
+
+async def test_token_is_cached_until_the_refresh_margin_then_refreshed() -> None:
+    now = [1_000_000.0]
+    cred = FakeCredential(now)
+    auth = EntraToken(cred, "scope/.default", margin_s=300, clock=lambda: now[0])
+    assert await auth.headers() == (("Authorization", "Bearer tok-1"),)
+    now[0] += 3600 - 301           # still more than the margin left: cached
+    assert await auth.headers() == (("Authorization", "Bearer tok-1"),)
+    now[0] += 2                    # inside the margin: fetch a new one
+    assert await auth.headers() == (("Authorization", "Bearer tok-2"),)
+    assert cred.calls == [("scope/.default",), ("scope/.default",)]
+    assert auth.fetches == 2
+
+
+async def test_many_sessions_connecting_at_once_fetch_one_token() -> None:
+    now = [0.0]
+    cred = FakeCredential(now)
+    auth = EntraToken(cred, "s", clock=lambda: now[0])
+    got: list[object] = []
+
+    async def connect() -> None:
+        got.append(await auth.headers())
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(20):
+            nursery.start_soon(connect)
+    assert len(cred.calls) == 1 and len(got) == 20 and len(set(got)) == 1
+
+
+async def test_credential_failure_is_one_line_and_retried_next_time() -> None:
+    now = [0.0]
+    cred = FakeCredential(now)
+    cred.fail = True
+    auth = EntraToken(cred, "s", clock=lambda: now[0])
+    with pytest.raises(AuthError, match="cannot get a Microsoft Entra token for s: RuntimeError: "
+                                        "AADSTS700016") as info:
+        await auth.headers()
+    assert "\n" not in str(info.value)
+    cred.fail = False
+    assert await auth.headers() == (("Authorization", "Bearer tok-2"),)
+
+
+async def test_api_key_headers_and_redacted_repr() -> None:
+    key = ApiKey("s3cr3t", header="api-key", source="AZURE_OPENAI_API_KEY")
+    assert await key.headers() == (("api-key", "s3cr3t"),)
+    bearer = ApiKey("s3cr3t", header="Authorization", source="OPENAI_API_KEY")
+    assert await bearer.headers() == (("Authorization", "Bearer s3cr3t"),)
+    for obj in (key, bearer):
+        assert "s3cr3t" not in repr(obj) and "s3cr3t" not in obj.describe()
+    with pytest.raises(ValueError):
+        ApiKey("x", header="X-Key", source="V")

@@ -1,14 +1,16 @@
 """Run N sessions concurrently in one trio nursery and watch the generator itself.
 
-Sessions are assigned to targets round-robin (so drift over time hits every target alike). A
-monitor task measures event-loop lag continuously: if the loop cannot wake on time, chunk
-sends are late too and the run says so instead of reporting bent numbers.
+Sessions are interleaved across targets, round-robin or in a seeded random order with equal
+shares (so drift over time hits every target alike). A monitor task measures event-loop lag
+continuously: if the loop cannot wake on time, chunk sends are late too and the run says so
+instead of reporting bent numbers.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import trio
 
@@ -20,6 +22,17 @@ from .workload import ChunkPlan, silence_frame
 GENERATOR = "_generator"     # pseudo-target under which the generator's own health is recorded
 LOOP_LAG = "loop_lag_ms"
 LAG_PROBE_S = 0.010
+INTERLEAVE = ("rr", "random")
+
+
+def assign_targets(sessions: int, n_targets: int, interleave: str = "rr", seed: int = 0) -> list[int]:
+    """Target index of each session: ``rr`` cycles 0,1,..; ``random`` shuffles the same shares."""
+    order = [i % n_targets for i in range(sessions)]
+    if interleave == "random":
+        random.Random(seed).shuffle(order)
+    elif interleave != "rr":
+        raise ValueError(f"interleave must be one of {INTERLEAVE}, got {interleave!r}")
+    return order
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,9 +40,16 @@ class RunPlan:
     scenario: Scenario
     targets: Sequence[Target]
     sessions: int
+    interleave: str = "rr"
+    seed: int = 0
+    _order: tuple[int, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        order = assign_targets(self.sessions, len(self.targets), self.interleave, self.seed)
+        object.__setattr__(self, "_order", tuple(order))
 
     def target_of(self, session_idx: int) -> Target:
-        return self.targets[session_idx % len(self.targets)]
+        return self.targets[self._order[session_idx]]
 
     def sessions_per_target(self) -> dict[str, int]:
         counts = {t.name: 0 for t in self.targets}

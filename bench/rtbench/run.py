@@ -23,8 +23,9 @@ import pandas as pd
 import trio
 
 from .config import Scenario, Target
+from .diagnose import unanimous_failures
 from .engine import RunPlan, run_sessions
-from .results import SUMMARY_CSV, RunStore
+from .results import SUMMARY_CSV, RunStore, load_manifest
 from .summary import format_table, summarize
 from .workload import load_utterance, plan_chunks
 
@@ -68,7 +69,8 @@ def _target_manifest(t: Target, sessions: int) -> dict[str, Any]:
     # Header values may hold secrets: only their names are recorded.
     return {"name": t.name, "url": t.url.split("?")[0], "dialect": str(t.dialect),
             "region": t.region, "model": t.model, "provider": t.provider,
-            "header_names": [k for k, _ in t.headers], "sessions": sessions}
+            "header_names": [k for k, _ in t.headers], "sessions": sessions,
+            "auth": t.auth.describe() if t.auth else None}
 
 
 @contextmanager
@@ -133,3 +135,6 @@ def print_outcome(outcome: RunOutcome) -> None:
         labels = outcome.errors["phase"] + "/" + outcome.errors["code"].fillna("-").astype(str)
         print("errors: " + ", ".join(f"{k}: {n}" for k, n in labels.value_counts().items()))
     print(f"results: {outcome.run_dir}")
+    for line in unanimous_failures(outcome.turns, outcome.errors,
+                                   load_manifest(outcome.run_dir)["targets"]):
+        print(line, file=sys.stderr)

@@ -1,4 +1,5 @@
-"""``rtbench [run]``: benchmark one target (or the embedded simulator)."""
+"""``rtbench [run]``: benchmark real targets (a targets file, one-off flags, a URL) or the
+embedded simulator."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from ..engine import RunPlan
 from ..protocol import Dialect
 from ..run import embedded_simulator, execute, print_outcome
 from .simflags import add_profile_args, profile_argv
+from .targetflags import add_target_args, resolve_targets, total_sessions
 
 HELP = "run a benchmark (the default command)"
 
@@ -30,6 +32,7 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--results", type=Path, default=Path("results"),
                      help="results root directory (default ./results)")
     run.add_argument("--run-id", default=None, help="run directory name (default: time + random)")
+    add_target_args(run)
     add_profile_args(run, "sim-")
     for action in run._actions:
         if action.dest.startswith("sim_"):
@@ -50,7 +53,8 @@ def handle(ns: argparse.Namespace) -> int:
         raise ConfigError("--sessions must be at least 1")
     dialect = Dialect(ns.dialect)
     extra: dict[str, object] = {}
-    if ns.url is None:
+    targets = resolve_targets(ns)
+    if targets is None:
         model = ns.model or "sim-realtime"
         sim_args = profile_argv(ns)
         extra["simulator"] = {"embedded": True, "args": sim_args}
@@ -62,10 +66,7 @@ def handle(ns: argparse.Namespace) -> int:
             outcome = execute(RunPlan(scenario, [target], ns.sessions), ns.results, ns.run_id,
                               extra)
     else:
-        model = ns.model or "unknown"
-        target = Target(name=ns.name or f"{ns.region or 'default'}/{model}", url=ns.url,
-                        dialect=dialect, region=ns.region or "default", model=model,
-                        provider="custom")
-        outcome = execute(RunPlan(scenario, [target], ns.sessions), ns.results, ns.run_id)
+        plan = RunPlan(scenario, targets, total_sessions(ns, len(targets)), ns.interleave, ns.seed)
+        outcome = execute(plan, ns.results, ns.run_id, {"interleave": ns.interleave, "seed": ns.seed})
     print_outcome(outcome)
     return outcome.exit_code

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import pytest
 import trio
 
 from rtbench.auth import ApiKey, AuthError, EntraToken
+from rtbench.config import Target, load_scenario
+from rtbench.engine import RunPlan, run_sessions
+from rtbench.protocol import TurnDetection
+from rtbench.results import RunStore
+from rtbench.sim import Dist, Profile
+from rtbench.workload import load_utterance, plan_chunks
+
+from conftest import DEFAULT_SCENARIO, running_sim
 
 
 @dataclass
@@ -82,3 +91,30 @@ async def test_api_key_headers_and_redacted_repr() -> None:
         assert "s3cr3t" not in repr(obj) and "s3cr3t" not in obj.describe()
     with pytest.raises(ValueError):
         ApiKey("x", header="X-Key", source="V")
+
+
+async def test_sessions_get_entra_tokens_at_connect_time_over_real_sockets(tmp_path: Path) -> None:
+    """A token-requiring simulator accepts the Bearer token; a refreshed token is used by the
+    sessions that connect after the refresh (the simulator here accepts only tok-2)."""
+    sc = replace(load_scenario(DEFAULT_SCENARIO), turns_per_session=1, trailing_silence_ms=300,
+                 think_time_ms=0)
+    sc = replace(sc, session=replace(sc.session, turn_detection=TurnDetection(silence_duration_ms=200)))
+    now = [0.0]
+    cred = FakeCredential(now, lifetime_s=600)
+    auth = EntraToken(cred, "s", margin_s=300, clock=lambda: now[0])
+    async with running_sim(Profile(first_audio=Dist(100.0), response_audio_ms=200),
+                           api_key="tok-2") as server:
+        url = f"ws://127.0.0.1:{server.port}/openai/v1/realtime?model=d"
+        target = Target(name="entra", url=url, provider="azure", auth=auth)
+        store = RunStore(tmp_path, "run", {})
+        with trio.fail_after(20):
+            plans = [plan_chunks(load_utterance(sc.audio_dir / f"{n}.wav"), sc.chunk_ms)
+                     for n in sc.utterances[:1]]
+            await run_sessions(RunPlan(sc, [target], 2), plans, store)   # tok-1: refused
+            now[0] += 301                                                # inside the margin
+            await run_sessions(RunPlan(sc, [target], 2), plans, store)   # tok-2: accepted
+    turns, errors = store.finalize("complete")
+    assert cred.calls == [("s",), ("s",)]
+    assert list(errors["code"]) == ["401", "401"]
+    assert len(turns) == 2 and (turns["status"] == "ok").all()
+    assert "tok-" not in errors.to_json() + turns.to_json()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -118,3 +119,25 @@ async def test_sessions_get_entra_tokens_at_connect_time_over_real_sockets(tmp_p
     assert list(errors["code"]) == ["401", "401"]
     assert len(turns) == 2 and (turns["status"] == "ok").all()
     assert "tok-" not in errors.to_json() + turns.to_json()
+
+
+async def test_a_hung_credential_is_a_connect_timeout_not_a_hang(tmp_path: Path) -> None:
+    release = threading.Event()
+
+    class Hung:
+        def get_token(self, *scopes: str) -> Token:
+            release.wait(10)
+            return Token("late", 0)
+
+    sc = replace(load_scenario(DEFAULT_SCENARIO), turns_per_session=1, connect_timeout_s=0.3)
+    target = Target(name="hung", url="ws://127.0.0.1:9/v1/realtime?model=m",
+                    auth=EntraToken(Hung(), "s"))
+    store = RunStore(tmp_path, "run", {})
+    try:
+        with trio.fail_after(5):
+            await run_sessions(RunPlan(sc, [target], 1), [], store)
+    finally:
+        release.set()
+    _, errors = store.finalize("complete")
+    assert list(errors["code"]) == ["auth_timeout"]
+    assert errors.loc[0, "message"] == "no credentials within 0.3 s"

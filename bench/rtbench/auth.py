@@ -93,7 +93,8 @@ class EntraToken:
         async with self._lock:  # 50 sessions connecting at once fetch one token, not 50
             if self.stale():
                 try:
-                    got = await trio.to_thread.run_sync(self._credential.get_token, self.scope)
+                    got = await trio.to_thread.run_sync(self._credential.get_token, self.scope,
+                                                        abandon_on_cancel=True)
                 except Exception as exc:  # any credential failure becomes one safe line
                     first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
                     raise AuthError(f"cannot get a Microsoft Entra token for {self.scope}: "

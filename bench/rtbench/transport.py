@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
 
 import orjson
+import trio
 import trio_websocket
 
 from .auth import AuthError
@@ -59,9 +60,13 @@ async def open_connection(
     pairs = target.headers
     if target.auth is not None:
         try:
-            pairs += await target.auth.headers()
+            with trio.fail_after(timeout_s):  # a hung token endpoint counts as a connect timeout
+                pairs += await target.auth.headers()
         except AuthError as exc:
             raise HandshakeFailed(None, "auth_error", str(exc)) from None
+        except trio.TooSlowError:
+            raise HandshakeFailed(None, "auth_timeout",
+                                  f"no credentials within {timeout_s:g} s") from None
     headers = [(k.encode(), v.encode()) for k, v in pairs]
     connected = False
     try:

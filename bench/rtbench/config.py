@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .audio import FRAME_MS
+from .auth import HeaderSource
 from .protocol import Dialect, SessionConfig, TurnDetection
 from .protocol.session_config import DEFAULT_INSTRUCTIONS, TURN_DETECTION_TYPES
 
@@ -47,7 +48,11 @@ class Scenario:
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """Where sessions go. Labels (region, model) tag every row and group the summary."""
+    """Where sessions go. Labels (region, model) tag every row and group the summary.
+
+    ``headers`` are plain, non-secret headers; credentials come from ``auth`` at connect time
+    (fresh tokens on long runs, and no secret in a Target's repr or the manifest).
+    """
 
     name: str
     url: str
@@ -56,6 +61,7 @@ class Target:
     model: str = "sim-realtime"
     provider: str = "simulator"
     headers: tuple[tuple[str, str], ...] = ()
+    auth: HeaderSource | None = field(default=None, repr=False, compare=False)
 
 
 _SCENARIO_KEYS = {

@@ -1,17 +1,18 @@
 """Drive sessions in one trio nursery according to the load model; watch the generator itself.
 
-Targets are assigned per slot (closed model) or per arrival (open model), round-robin, so drift
-over time hits every target alike. A monitor task measures event-loop lag continuously: if the
-loop cannot wake on time, chunk sends are late too and the run says so instead of reporting
-bent numbers. Every session attempt becomes a :class:`SessionRecord` with its intended and
-actual start, so late starts (coordinated omission) and dropped arrivals are visible.
+Targets are assigned per slot (closed model) or per arrival (open model), round-robin or in a
+seeded random order with equal shares, so drift over time hits every target alike. A monitor
+task measures event-loop lag continuously: if the loop cannot wake on time, chunk sends are
+late too and the run says so instead of reporting bent numbers. Every session attempt becomes
+a :class:`SessionRecord` with its intended and actual start, so late starts (coordinated
+omission) and dropped arrivals are visible.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import trio
 
@@ -27,6 +28,18 @@ LOOP_LAG = "loop_lag_ms"
 LAG_PROBE_S = 0.010
 DROPPED = "dropped_arrivals"
 
+INTERLEAVE = ("rr", "random")
+
+
+def assign_targets(sessions: int, n_targets: int, interleave: str = "rr", seed: int = 0) -> list[int]:
+    """Target index of each session: ``rr`` cycles 0,1,..; ``random`` shuffles the same shares."""
+    order = [i % n_targets for i in range(sessions)]
+    if interleave == "random":
+        random.Random(seed).shuffle(order)
+    elif interleave != "rr":
+        raise ValueError(f"interleave must be one of {INTERLEAVE}, got {interleave!r}")
+    return order
+
 
 @dataclass(frozen=True, slots=True)
 class RunPlan:
@@ -34,13 +47,21 @@ class RunPlan:
     targets: Sequence[Target]
     sessions: int
     load: LoadModel | None = None
+    interleave: str = "rr"
+    seed: int = 0
+    _order: tuple[int, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        order = assign_targets(self.sessions, len(self.targets), self.interleave, self.seed)
+        object.__setattr__(self, "_order", tuple(order))
 
     @property
     def model(self) -> LoadModel:
         return self.load if self.load is not None else LoadModel(sessions=self.sessions)
 
     def target_of(self, slot: int) -> Target:
-        return self.targets[slot % len(self.targets)]
+        """The target of a closed-model slot or an open-model arrival number."""
+        return self.targets[self._order[slot % len(self._order)]]
 
     def sessions_per_target(self) -> dict[str, int]:
         """Closed-model slots per target (the concurrency each target sees)."""

@@ -25,8 +25,9 @@ import trio
 
 from . import saturation
 from .config import Scenario, Target
+from .diagnose import unanimous_failures
 from .engine import RunPlan, run_sessions
-from .results import SUMMARY_CSV, RunStore, load_sessions
+from .results import SUMMARY_CSV, RunStore, load_manifest, load_sessions
 from .summary import format_table, summarize
 from .workload import ChunkPlan, load_utterance, plan_chunks
 
@@ -71,7 +72,8 @@ def _target_manifest(t: Target, sessions: int) -> dict[str, Any]:
     # Header values may hold secrets: only their names are recorded.
     return {"name": t.name, "url": t.url.split("?")[0], "dialect": str(t.dialect),
             "region": t.region, "model": t.model, "provider": t.provider,
-            "header_names": [k for k, _ in t.headers], "sessions": sessions}
+            "header_names": [k for k, _ in t.headers], "sessions": sessions,
+            "auth": t.auth.describe() if t.auth else None}
 
 
 @contextmanager
@@ -163,3 +165,6 @@ def print_outcome(outcome: RunOutcome) -> None:
     if warning:
         print(warning)
     print(f"results: {outcome.run_dir}")
+    for line in unanimous_failures(outcome.turns, outcome.errors,
+                                   load_manifest(outcome.run_dir)["targets"]):
+        print(line, file=sys.stderr)

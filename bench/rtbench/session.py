@@ -18,6 +18,7 @@ import trio_websocket
 
 from . import transport
 from .config import Scenario, Target
+from .diagnose import explain_session_error
 from .metrics import BARGE_LATENCIES, BUNCHED_CHUNKS, SEND_LATENESS, TURN_LATENCIES, Recorder
 from .protocol import (
     Connection,
@@ -437,7 +438,9 @@ class ClientSession:
     def _session_error(self, event: Event) -> None:
         """An ``error`` outside a turn: while configuring it ends the session (the seed case)."""
         info = event.error_fields() or ErrorInfo("unknown", None, "")
-        self._error("session", "error_event", info.code or info.type, info.message)
+        hint = explain_session_error(info, self.target.dialect)
+        message = f"{hint} (server said: {info.message})" if hint else info.message
+        self._error("session", "error_event", info.code or info.type, message)
         if not self._session_updated.is_set():
             self._end("error during session set-up")
 

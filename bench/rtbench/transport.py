@@ -12,8 +12,10 @@ from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
 
 import orjson
+import trio
 import trio_websocket
 
+from .auth import AuthError
 from .config import Target
 
 #: Realtime events can be large (item retrieval with audio); do not cap below the 15 MiB append.
@@ -55,7 +57,17 @@ async def open_connection(
     """
     scheme = urlsplit(target.url).scheme
     ssl_context = ssl.create_default_context() if scheme == "wss" else None
-    headers = [(k.encode(), v.encode()) for k, v in target.headers]
+    pairs = target.headers
+    if target.auth is not None:
+        try:
+            with trio.fail_after(timeout_s):  # a hung token endpoint counts as a connect timeout
+                pairs += await target.auth.headers()
+        except AuthError as exc:
+            raise HandshakeFailed(None, "auth_error", str(exc)) from None
+        except trio.TooSlowError:
+            raise HandshakeFailed(None, "auth_timeout",
+                                  f"no credentials within {timeout_s:g} s") from None
+    headers = [(k.encode(), v.encode()) for k, v in pairs]
     connected = False
     try:
         async with trio_websocket.open_websocket_url(

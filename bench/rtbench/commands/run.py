@@ -1,4 +1,5 @@
-"""``rtbench [run]``: benchmark one target (or the embedded simulator)."""
+"""``rtbench [run]``: benchmark real targets (a targets file, one-off flags, a URL) or the
+embedded simulator."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from ..load import LoadModel
 from ..protocol import Dialect
 from ..run import embedded_simulator, execute, print_outcome
 from .simflags import add_profile_args, profile_argv
+from .targetflags import add_target_args, resolve_targets, total_sessions
 
 HELP = "run a benchmark (the default command)"
 
@@ -52,15 +54,15 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
                            "times (default 0: off); attempts are reported separately")
     load.add_argument("--retry-backoff", type=float, default=0.5, metavar="S",
                       help="first retry delay, doubled per attempt, jittered, capped at 8 s")
-    load.add_argument("--seed", type=int, default=None, help="seed for arrivals and jitter")
+    add_target_args(run)
     add_profile_args(run, "sim-")
     for action in run._actions:
         if action.dest.startswith("sim_"):
             action.default = None
 
 
-def load_model(ns: argparse.Namespace) -> LoadModel:
-    return LoadModel(kind=ns.load, sessions=ns.sessions, rate_per_s=ns.rate, arrival=ns.arrival,
+def load_model(ns: argparse.Namespace, sessions: int) -> LoadModel:
+    return LoadModel(kind=ns.load, sessions=sessions, rate_per_s=ns.rate, arrival=ns.arrival,
                      ramp_up_s=ns.ramp_up, duration_s=ns.duration,
                      total_sessions=ns.total_sessions, retries=ns.retry,
                      backoff_s=ns.retry_backoff, seed=ns.seed)
@@ -76,10 +78,10 @@ def handle(ns: argparse.Namespace) -> int:
         if ns.chunk_ms <= 0 or ns.chunk_ms % 10:
             raise ConfigError("--chunk-ms must be a positive multiple of 10")
         scenario = replace(scenario, chunk_ms=ns.chunk_ms)
-    load = load_model(ns)
     dialect = Dialect(ns.dialect)
     extra: dict[str, object] = {}
-    if ns.url is None:
+    targets = resolve_targets(ns)
+    if targets is None:
         model = ns.model or "sim-realtime"
         sim_args = profile_argv(ns)
         extra["simulator"] = {"embedded": True, "args": sim_args}
@@ -88,14 +90,14 @@ def handle(ns: argparse.Namespace) -> int:
                     if dialect is Dialect.BETA else "/v1/realtime?model=" + model)
             target = Target(name=ns.name or f"local/{model}", url=base + path, dialect=dialect,
                             region=ns.region or "local", model=model)
-            outcome = execute(RunPlan(scenario, [target], ns.sessions, load), ns.results, ns.run_id,
+            plan = RunPlan(scenario, [target], ns.sessions, load_model(ns, ns.sessions),
+                           seed=ns.seed)
+            outcome = execute(plan, ns.results, ns.run_id,
                               extra, ns.saturation_threshold_ms)
     else:
-        model = ns.model or "unknown"
-        target = Target(name=ns.name or f"{ns.region or 'default'}/{model}", url=ns.url,
-                        dialect=dialect, region=ns.region or "default", model=model,
-                        provider="custom")
-        outcome = execute(RunPlan(scenario, [target], ns.sessions, load), ns.results, ns.run_id,
-                          None, ns.saturation_threshold_ms)
+        n = total_sessions(ns, len(targets))
+        plan = RunPlan(scenario, targets, n, load_model(ns, n), ns.interleave, ns.seed)
+        outcome = execute(plan, ns.results, ns.run_id, {"interleave": ns.interleave, "seed": ns.seed},
+                          ns.saturation_threshold_ms)
     print_outcome(outcome)
     return outcome.exit_code

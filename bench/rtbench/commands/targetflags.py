@@ -1,0 +1,104 @@
+"""Target flags of ``rtbench run``: a targets file, or one target described by flags.
+
+Kept apart from ``commands/run.py`` so the run command stays a short list of steps; this module
+turns the flags into :class:`~rtbench.config.Target` objects (or None for the embedded
+simulator) and raises one-line :class:`~rtbench.config.ConfigError` for every misuse.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..auth import DEFAULT_ENTRA_SCOPE
+from ..config import ConfigError, Target
+from ..engine import INTERLEAVE
+from ..protocol import Dialect
+from ..targets import AUTH_METHODS, PROTOCOLS, PROVIDERS, TargetSpec, check_url, load_targets, resolve
+
+#: Flags that describe a one-off target and so need --provider.
+_SPEC_FLAGS = ("endpoint", "resource", "deployment", "protocol", "api_version", "auth",
+               "api_key_env", "scope", "header")
+
+
+def add_target_args(run: argparse.ArgumentParser) -> None:
+    g = run.add_argument_group("real targets (see workloads/targets.example.toml)")
+    g.add_argument("--targets", type=Path, default=None, help="targets TOML file ([[target]] tables)")
+    g.add_argument("--target", action="append", default=[], metavar="NAME",
+                   help="only this target of the file (repeatable)")
+    g.add_argument("--provider", choices=PROVIDERS, default=None, help="one-off target: provider")
+    g.add_argument("--endpoint", default=None, help="scheme://host[:port] replacing the default base")
+    g.add_argument("--resource", default=None, help="Azure resource name or host")
+    g.add_argument("--deployment", default=None, help="Azure deployment")
+    g.add_argument("--protocol", choices=PROTOCOLS, default=None,
+                   help="ga (default) or preview (Azure dated api-version path, beta events)")
+    g.add_argument("--api-version", default=None, help="Azure preview api-version")
+    g.add_argument("--auth", choices=AUTH_METHODS, default=None, help="default api-key")
+    g.add_argument("--api-key-env", default=None, metavar="VAR",
+                   help="environment variable holding the key")
+    g.add_argument("--scope", default=None, help=f"Entra token scope (default {DEFAULT_ENTRA_SCOPE})")
+    g.add_argument("--header", action="append", default=[], metavar="NAME=VALUE",
+                   help="extra non-secret header (repeatable)")
+    g.add_argument("--allow-insecure", action="store_true",
+                   help="allow plaintext ws:// to non-loopback hosts")
+    g.add_argument("--interleave", choices=INTERLEAVE, default="rr",
+                   help="how sessions are spread over targets (default rr = round-robin)")
+    g.add_argument("--seed", type=int, default=0,
+                   help="seed of --interleave random, open-model arrivals and retry jitter (default 0)")
+    g.add_argument("--sessions-per-target", type=int, default=None, metavar="N",
+                   help="N sessions per target (instead of --sessions in total)")
+
+
+def _headers(raw: list[str]) -> tuple[tuple[str, str], ...]:
+    out = []
+    for item in raw:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"--header must be NAME=VALUE, got {name.strip() or item!r}")
+        out.append((name.strip(), value.strip()))
+    return tuple(out)
+
+
+def _one_off(ns: argparse.Namespace) -> TargetSpec:
+    opt = {k: getattr(ns, k) for k in ("endpoint", "resource", "model", "deployment", "protocol",
+                                       "api_version", "auth", "api_key_env", "scope", "region",
+                                       "name")}
+    return TargetSpec(provider=ns.provider, headers=_headers(ns.header),
+                      **{k: v for k, v in opt.items() if v is not None})
+
+
+def resolve_targets(ns: argparse.Namespace) -> list[Target] | None:
+    """The run's targets from the flags; None means: start the embedded simulator."""
+    given = [f for f in _SPEC_FLAGS if getattr(ns, f) not in (None, [])]
+    if ns.target and ns.targets is None:
+        raise ConfigError("--target selects from a targets file: give --targets FILE too")
+    if sum(x is not None for x in (ns.targets, ns.provider, ns.url)) > 1:
+        raise ConfigError("give only one of --targets, --provider and --url")
+    if given and ns.provider is None:
+        raise ConfigError(f"--{given[0].replace('_', '-')} describes a one-off target: "
+                          "give --provider too (or use a targets file)")
+    if ns.targets is not None:
+        specs = load_targets(ns.targets, ns.target)
+    elif ns.provider is not None:
+        specs = [_one_off(ns)]
+    elif ns.url is not None:
+        check_url(ns.url, "--url", insecure=ns.allow_insecure)
+        model = ns.model or "unknown"
+        return [Target(name=ns.name or f"{ns.region or 'default'}/{model}", url=ns.url,
+                       dialect=Dialect(ns.dialect), region=ns.region or "default", model=model,
+                       provider="custom")]
+    else:
+        return None
+    return [resolve(s, allow_insecure=ns.allow_insecure) for s in specs]
+
+
+def total_sessions(ns: argparse.Namespace, n_targets: int) -> int:
+    """Sessions of the whole run: --sessions in total, or --sessions-per-target × targets."""
+    if ns.sessions_per_target is not None:
+        if ns.sessions_per_target < 1:
+            raise ConfigError("--sessions-per-target must be at least 1")
+        return int(ns.sessions_per_target) * n_targets
+    if ns.sessions < n_targets:
+        raise ConfigError(f"--sessions {ns.sessions} leaves some of the {n_targets} targets "
+                          "without a session (use --sessions-per-target)")
+    return int(ns.sessions)

@@ -24,7 +24,8 @@ def scenario() -> Scenario:
 @asynccontextmanager
 async def running_sim(profile: Profile, **kw: object) -> AsyncIterator[SimServer]:
     """Start a simulator on an ephemeral loopback port; stop it on exit."""
-    server = SimServer(SimConfig(port=0, profile=profile, seed=1, **kw))  # type: ignore[arg-type]
+    options: dict[str, object] = {"seed": 1, **kw}
+    server = SimServer(SimConfig(port=0, profile=profile, **options))  # type: ignore[arg-type]
     async with trio.open_nursery() as nursery:
         await nursery.start(server.serve)
         yield server

@@ -138,15 +138,20 @@ def _session_from_table(table: Mapping[str, Any], src: str) -> SessionConfig:
     )
 
 
+def read_toml(path: Path, what: str) -> dict[str, Any]:
+    """A TOML file as a dict; a missing file or bad TOML is a one-line ConfigError."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{what} file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
 def load_scenario(path: Path) -> Scenario:
     """Read and validate a scenario TOML file (``[scenario]`` and ``[session]`` tables)."""
     src = str(path)
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"scenario file not found: {src}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{src}: invalid TOML: {exc}") from None
+    doc = read_toml(path, "scenario")
     _check_keys(doc, {"scenario", "session", "budgets"}, "the top level", src)
     sc = doc.get("scenario", {})
     _check_keys(sc, _SCENARIO_KEYS, "[scenario]", src)

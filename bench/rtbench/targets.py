@@ -21,7 +21,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ from urllib.parse import quote, urlsplit
 
 from .auth import DEFAULT_ENTRA_SCOPE, ApiKey, AuthError, EntraToken, HeaderSource, TokenCredential
 from .auth import default_azure_credential as _default_credential
-from .config import ConfigError, Target
+from .config import ConfigError, Target, read_toml
 from .protocol import Dialect
 
 PROVIDERS = ("openai", "azure")
@@ -261,12 +260,7 @@ def spec_from_table(table: Mapping[str, Any], where: str) -> TargetSpec:
 def load_targets(path: Path, only: Sequence[str] = ()) -> list[TargetSpec]:
     """Read ``[[target]]`` tables from a TOML file; ``only`` keeps the named ones, in file order."""
     src = str(path)
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"targets file not found: {src}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{src}: invalid TOML: {exc}") from None
+    doc = read_toml(path, "targets")
     extra = sorted(set(doc) - {"target"})
     if extra:
         raise ConfigError(f"{src}: unknown key {extra[0]!r} at the top level (expected [[target]])")

@@ -206,6 +206,16 @@ def _format_from_ga(raw: object, param: str) -> str:
     return GA_FORMAT_TYPES[str(raw["type"])]
 
 
+def _optional_name(obj: Mapping[str, Any], key: str, field: str, attr: str,
+                   changes: dict[str, Any]) -> None:
+    """``{key: {field: name}}`` or ``{key: null}`` (clears it) into ``changes[attr]``."""
+    if key in obj:
+        value = obj[key]
+        if value is not None and not isinstance(value, Mapping):
+            raise _reject("invalid_type", f"session.{key}", f"Invalid type for 'session.{key}'.")
+        changes[attr] = None if value is None else str(value.get(field))
+
+
 def session_from_wire(
     raw: object, dialect: Dialect, base: SessionConfig, *, require_type: bool = True
 ) -> SessionConfig:
@@ -249,12 +259,8 @@ def session_from_wire(
         if "turn_detection" in inp:
             changes["turn_detection"] = _turn_detection_from_wire(
                 inp["turn_detection"], "session.audio.input.turn_detection")
-        if "transcription" in inp:
-            tr = inp["transcription"]
-            changes["transcription_model"] = None if tr is None else str(tr.get("model"))
-        if "noise_reduction" in inp:
-            nr = inp["noise_reduction"]
-            changes["noise_reduction"] = None if nr is None else str(nr.get("type"))
+        _optional_name(inp, "transcription", "model", "transcription_model", changes)
+        _optional_name(inp, "noise_reduction", "type", "noise_reduction", changes)
         if "format" in out:
             changes["output_format"] = _format_from_ga(out["format"], "session.audio.output.format")
         if "voice" in out:
@@ -282,12 +288,8 @@ def session_from_wire(
         if "turn_detection" in raw:
             changes["turn_detection"] = _turn_detection_from_wire(
                 raw["turn_detection"], "session.turn_detection")
-        if "input_audio_transcription" in raw:
-            tr = raw["input_audio_transcription"]
-            changes["transcription_model"] = None if tr is None else str(tr.get("model"))
-        if "input_audio_noise_reduction" in raw:
-            nr = raw["input_audio_noise_reduction"]
-            changes["noise_reduction"] = None if nr is None else str(nr.get("type"))
+        _optional_name(raw, "input_audio_transcription", "model", "transcription_model", changes)
+        _optional_name(raw, "input_audio_noise_reduction", "type", "noise_reduction", changes)
         for key in ("voice", "temperature", "speed"):
             if key in raw:
                 changes[key] = raw[key]

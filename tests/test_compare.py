@@ -161,3 +161,23 @@ def test_multi_target_run_then_compare_finds_the_injected_difference_only(tmp_pa
         assert rows["error_rate"]["verdict"] == "not resolvable"
     # Every pair without a reference: 3 pairs x 4 metrics.
     assert len(compare_within(run, settings=Settings(n_resamples=200))) == 12
+
+
+def test_runs_of_different_turn_modes_are_never_compared(tmp_path: Path) -> None:
+    import orjson
+
+    from rtbench.comparison import compare_runs
+    from rtbench.config import ConfigError
+    from rtbench.records import TurnRecord
+
+    runs = []
+    for mode in ("server_vad", "manual"):
+        run = tmp_path / mode
+        run.mkdir()
+        (run / "manifest.json").write_text('{"scenario": {"turns_per_session": 1}, "targets": []}')
+        rec = TurnRecord("t", "r", "m", 0, "sess_x", 0, "u", status="ok", ttfa_ms=500.0,
+                         turn_mode=mode)
+        (run / "turns.jsonl").write_bytes(orjson.dumps(rec.as_dict()) + b"\n")
+        runs.append(run)
+    with pytest.raises(ConfigError, match="different turn modes"):
+        compare_runs(runs[0], runs[1])

@@ -132,12 +132,22 @@ def compare_within(run_dir: Path, by: str = "target", reference: str | None = No
     return _frame(combinations(groups.values(), 2), settings)
 
 
+def _turn_modes(run_dir: Path) -> list[str]:
+    turns, _ = load_tables(run_dir)
+    return sorted(set(turns["turn_mode"].dropna())) if len(turns) else []
+
+
 def compare_runs(run_a: Path, run_b: Path, by: str = "target", reference: str | None = None,
                  settings: Settings = Settings()) -> pd.DataFrame:
     """Run B against run A, target by target (same names); single-target runs pair directly.
 
     With ``reference`` every group of B is compared with that group of A.
     """
+    modes = [_turn_modes(run) for run in (run_a, run_b)]
+    if modes[0] and modes[1] and modes[0] != modes[1]:
+        raise ConfigError(f"{run_a} ({', '.join(modes[0])}) and {run_b} ({', '.join(modes[1])}) "
+                          "use different turn modes: their TTFA anchors differ, so they are "
+                          "not compared")
     ga, gb = load_groups(run_a, by), load_groups(run_b, by)
     if reference is not None:
         ref = _pick(ga, reference, str(run_a))

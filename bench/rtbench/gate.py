@@ -307,6 +307,7 @@ class Verdict:
     samples: int = 0
     certain: bool = False                    # live only: broken whatever happens next
     group: str = "budgets"
+    observed_text: str = "none"              # observed with its unit, e.g. ``812.0 ms``
 
 
 def _holds(op: str, value: float, limit: float) -> bool:
@@ -407,7 +408,7 @@ def evaluate_one(budget: Budget, data: RunData) -> Verdict:
     verb = "ok" if passed else "BROKEN"
     return Verdict(label, passed, observed, limit_text,
                    f"{label}: observed {shown}, limit {limit_text} ({verb}, n={samples})",
-                   samples, certain=certain)
+                   samples, certain=certain, observed_text=shown)
 
 
 def evaluate(budgets: Iterable[Budget], data: RunData) -> list[Verdict]:

@@ -31,6 +31,7 @@ from .workload import load_utterance, plan_chunks
 EXIT_OK = 0
 EXIT_CONFIG = 2
 EXIT_NOTHING_MEASURED = 3
+EXIT_GATE_FAILED = 4
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,9 @@ from pathlib import Path
 from ..config import ConfigError, Target, load_scenario
 from ..engine import RunPlan
 from ..protocol import Dialect
-from ..run import embedded_simulator, execute, print_outcome
+from ..run import RunOutcome, embedded_simulator, execute, print_outcome
+from ..verdict import JUNIT, SUMMARY_JSON, GateConfig, format_verdicts, judge, write_outputs
+from .gateflags import add_gate_args, budget_texts, gate_config
 from .simflags import add_profile_args, profile_argv
 
 HELP = "run a benchmark (the default command)"
@@ -30,6 +32,7 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--results", type=Path, default=Path("results"),
                      help="results root directory (default ./results)")
     run.add_argument("--run-id", default=None, help="run directory name (default: time + random)")
+    add_gate_args(run)
     add_profile_args(run, "sim-")
     for action in run._actions:
         if action.dest.startswith("sim_"):
@@ -49,7 +52,9 @@ def handle(ns: argparse.Namespace) -> int:
     if ns.sessions < 1:
         raise ConfigError("--sessions must be at least 1")
     dialect = Dialect(ns.dialect)
-    extra: dict[str, object] = {}
+    texts = budget_texts(ns, ns.scenario)
+    gate_cfg = gate_config(ns, texts)
+    extra: dict[str, object] = {"budgets": texts}
     if ns.url is None:
         model = ns.model or "sim-realtime"
         sim_args = profile_argv(ns)
@@ -66,6 +71,17 @@ def handle(ns: argparse.Namespace) -> int:
         target = Target(name=ns.name or f"{ns.region or 'default'}/{model}", url=ns.url,
                         dialect=dialect, region=ns.region or "default", model=model,
                         provider="custom")
-        outcome = execute(RunPlan(scenario, [target], ns.sessions), ns.results, ns.run_id)
+        outcome = execute(RunPlan(scenario, [target], ns.sessions), ns.results, ns.run_id,
+                          extra)
+    return finish(outcome, gate_cfg, ns)
+
+
+def finish(outcome: RunOutcome, gate_cfg: GateConfig, ns: argparse.Namespace) -> int:
+    """Print the table, judge the saved run (as ``rtbench gate`` would), write the verdict."""
     print_outcome(outcome)
-    return outcome.exit_code
+    result = judge(outcome.run_dir, gate_cfg)
+    write_outputs(outcome.run_dir, result, [outcome.run_dir / JUNIT, ns.junit],
+                  [outcome.run_dir / SUMMARY_JSON, ns.summary_json])
+    if result.verdicts:
+        print(format_verdicts(result.verdicts))
+    return result.exit_code

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -13,47 +14,10 @@ import pytest
 from rtbench.baseline import compare
 from test_cli import rtbench
 
-from conftest import REPO
+if TYPE_CHECKING:
+    from gatehelp import RunSim
 
-FAST_SCENARIO = f"""
-[scenario]
-audio_dir = "{REPO / 'workloads' / 'audio'}"
-utterances = ["en_timer", "en_weather"]
-turns_per_session = 2
-trailing_silence_ms = 300
-think_time_ms = 50
-[session.turn_detection]
-type = "server_vad"
-silence_duration_ms = 200
-[budgets]
-checks = ["error_rate < 1%"]
-"""
-
-
-def fast_scenario(tmp: Path) -> Path:
-    path = tmp / "fast.toml"
-    path.write_text(FAST_SCENARIO)
-    return path
-
-
-def run_sim(tmp: Path, run_id: str, ttfa_ms: int, *extra: str) -> tuple[int, str, Path]:
-    proc = rtbench("--sessions", "4", "--scenario", str(fast_scenario(tmp)), "--results",
-                   str(tmp / "results"), "--run-id", run_id,
-                   "--sim-first-audio-ms", str(ttfa_ms), "--sim-first-audio-p99-ms", str(ttfa_ms),
-                   *extra)
-    return proc.returncode, proc.stdout + proc.stderr, tmp / "results" / run_id
-
-
-@pytest.fixture(scope="module")
-def fast_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One passing run at a constant 300 ms TTFA, gated by the scenario and the CLI."""
-    tmp = tmp_path_factory.mktemp("gate")
-    code, out, run = run_sim(tmp, "fast", 300, "--budget", "ttfa.p95 < 400ms",
-                             "--budget", "ttfa.max{region=local} < 1s",
-                             "--junit", str(tmp / "ci-junit.xml"))
-    assert code == 0, out
-    assert "PASS ttfa.p95 < 400ms" in out
-    return run
+pytest_plugins = ["gatehelp"]   # fixtures: fast_run (one shared run), run_sim
 
 
 def junit_cases(path: Path) -> dict[str, ET.Element]:
@@ -98,7 +62,8 @@ def test_bad_budget_is_a_usage_error_before_anything_runs(tmp_path: Path) -> Non
     assert proc.returncode == 2 and "not a run directory" in proc.stderr
 
 
-def test_baseline_regression_fails_the_slower_run(fast_run: Path, tmp_path: Path) -> None:
+def test_baseline_regression_fails_the_slower_run(fast_run: Path, tmp_path: Path,
+                                                  run_sim: RunSim) -> None:
     code, out, slow = run_sim(tmp_path, "slow", 450, "--baseline", str(fast_run))
     assert code == 4, out
     assert "FAIL baseline ttfa_ms.p95 [local/sim-realtime]" in out

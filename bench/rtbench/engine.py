@@ -7,8 +7,9 @@ sends are late too and the run says so instead of reporting bent numbers.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -20,6 +21,13 @@ from .workload import ChunkPlan, silence_frame
 GENERATOR = "_generator"     # pseudo-target under which the generator's own health is recorded
 LOOP_LAG = "loop_lag_ms"
 LAG_PROBE_S = 0.010
+
+if TYPE_CHECKING:
+    from .progress import RunProgress
+
+#: A task started beside the sessions (progress display, interval log, abort-on-fail); it may
+#: cancel the run through the scope it is given, and is cancelled when the sessions are done.
+Monitor = Callable[[trio.CancelScope], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,16 +57,24 @@ async def _monitor_loop_lag(recorder: Recorder) -> None:
         deadline = max(deadline, now)
 
 
-async def run_sessions(plan: RunPlan, plans: Sequence[ChunkPlan], sink: Sink) -> None:
-    """Run every session of ``plan`` to the end; results go to ``sink``."""
+async def run_sessions(plan: RunPlan, plans: Sequence[ChunkPlan], sink: Sink,
+                       progress: RunProgress | None = None, monitors: Sequence[Monitor] = ()) -> None:
+    """Run every session of ``plan`` to the end (or until a monitor cancels); results go to
+    ``sink``, live counts to ``progress``."""
     sc = plan.scenario
     silence = silence_frame(sc.chunk_ms)
     run_t0 = trio.current_time()
+    if progress is not None:
+        from .progress import ProgressSink
+        sink = ProgressSink(sink, progress)
     async with trio.open_nursery() as outer:
         outer.start_soon(_monitor_loop_lag, sink.recorder)
+        for monitor in monitors:
+            outer.start_soon(monitor, outer.cancel_scope)
         async with trio.open_nursery() as nursery:
             for i in range(plan.sessions):
-                session = ClientSession(i, plan.target_of(i), sc, plans, silence, sink, run_t0)
+                session = ClientSession(i, plan.target_of(i), sc, plans, silence, sink, run_t0,
+                                        progress)
                 nursery.start_soon(session.run)
         outer.cancel_scope.cancel()
 

@@ -7,12 +7,13 @@ All validation (scenario, audio, results directory) happens before the first ses
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import platform
 import secrets
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from importlib import metadata
@@ -24,6 +25,7 @@ import trio
 
 from .config import Scenario, Target
 from .engine import RunPlan, run_sessions
+from .progress import RunProgress
 from .results import SUMMARY_CSV, RunStore
 from .summary import format_table, summarize
 from .workload import load_utterance, plan_chunks
@@ -32,6 +34,9 @@ EXIT_OK = 0
 EXIT_CONFIG = 2
 EXIT_NOTHING_MEASURED = 3
 EXIT_GATE_FAILED = 4
+
+#: Started beside the sessions with the store and live counters (see ``engine.Monitor``).
+Watcher = Callable[[RunStore, RunProgress, trio.CancelScope], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +98,8 @@ def embedded_simulator(extra_args: list[str]) -> Iterator[str]:
 
 
 def execute(plan: RunPlan, results_root: Path, run_id: str | None = None,
-            extra_manifest: dict[str, Any] | None = None) -> RunOutcome:
+            extra_manifest: dict[str, Any] | None = None,
+            watchers: Sequence[Watcher] = ()) -> RunOutcome:
     """Validate the workload, run every session, write the run directory."""
     sc = plan.scenario
     utterances = [load_utterance(sc.audio_dir / f"{name}.wav") if not name.endswith(".wav")
@@ -115,8 +121,11 @@ def execute(plan: RunPlan, results_root: Path, run_id: str | None = None,
     }
     store = RunStore(results_root, run_id or new_run_id(), manifest)
     status = "complete"
+    progress = RunProgress()
+    monitors = [functools.partial(w, store, progress) for w in watchers]
     try:
-        trio.run(run_sessions, plan, plans, store)
+        trio.run(run_sessions, plan, plans, store, progress, monitors)
+        status = "aborted" if store.manifest.get("aborted") else status
     except KeyboardInterrupt:
         status = "partial"
     finally:

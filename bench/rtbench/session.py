@@ -10,7 +10,7 @@ tracker. The turn loop in between waits for each turn's ``response.done``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import trio
 import trio_websocket
@@ -30,6 +30,9 @@ from .protocol import (
 from .records import ErrorRecord, TurnRecord
 from .turn import TurnTracker
 from .workload import ChunkPlan
+
+if TYPE_CHECKING:
+    from .progress import RunProgress
 
 
 class Sink(Protocol):
@@ -81,6 +84,7 @@ class ClientSession:
         silence_frame: str,
         sink: Sink,
         run_t0: float,
+        progress: RunProgress | None = None,
     ) -> None:
         self.idx = idx
         self.target = target
@@ -99,6 +103,8 @@ class ClientSession:
         self._turn_done = trio.Event()
         self._ended: str | None = None
         self._turn_lateness_ms = 0.0
+        self.progress = progress
+        self.turns_recorded = 0
 
     # -- recording -------------------------------------------------------------------------
 
@@ -121,9 +127,21 @@ class ClientSession:
         """Run the whole session; every failure is recorded, none escapes."""
         sc = self.scenario
         t_c0 = trio.current_time()
+        if self.progress is not None:
+            self.progress.session_connecting()
+        try:
+            await self._run(sc, t_c0)
+        finally:
+            if self.progress is not None:
+                self.progress.session_finished(self.target.name, self.connect_ms is not None,
+                                               self.turns_recorded, sc.turns_per_session)
+
+    async def _run(self, sc: Scenario, t_c0: float) -> None:
         try:
             async with transport.open_connection(self.target, sc.connect_timeout_s) as ws:
                 self.connect_ms = (trio.current_time() - t_c0) * 1000.0
+                if self.progress is not None:
+                    self.progress.session_connected()
                 self.sink.recorder.record_ms(self.target.name, "connect_ms", self.connect_ms)
                 async with trio.open_nursery() as nursery:
                     try:
@@ -208,6 +226,7 @@ class ClientSession:
             rec_ms = self.sink.recorder.record_ms
             for metric in ("vad_ms", "ttfa_ms", "first_transcript_ms", "response_done_ms"):
                 rec_ms(self.target.name, metric, getattr(rec, metric))
+        self.turns_recorded += 1
         self.sink.turn(rec)
 
     # -- tasks -----------------------------------------------------------------------------

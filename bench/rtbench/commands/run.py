@@ -6,10 +6,13 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
+from ..abort import abort_watcher
 from ..config import ConfigError, Target, load_scenario
 from ..engine import RunPlan
+from ..hlog import hlog_watcher
+from ..live import progress_watcher
 from ..protocol import Dialect
-from ..run import RunOutcome, embedded_simulator, execute, print_outcome
+from ..run import RunOutcome, Watcher, embedded_simulator, execute, print_outcome
 from ..verdict import JUNIT, SUMMARY_JSON, GateConfig, format_verdicts, judge, write_outputs
 from .gateflags import add_gate_args, budget_texts, gate_config
 from .simflags import add_profile_args, profile_argv
@@ -33,6 +36,15 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
                      help="results root directory (default ./results)")
     run.add_argument("--run-id", default=None, help="run directory name (default: time + random)")
     add_gate_args(run)
+    g = run.add_argument_group("while running")
+    g.add_argument("--abort-on-fail", action="store_true",
+                   help="stop early once a budget is certainly broken")
+    g.add_argument("--abort-min-turns", type=int, default=20, metavar="N",
+                   help="samples a percentile budget needs before it may abort the run (default 20)")
+    g.add_argument("--progress", choices=["auto", "rich", "plain", "off"], default="auto",
+                   help="live progress on stderr (auto: rich on a terminal, else a line every 5 s)")
+    g.add_argument("--hlog-interval-s", type=float, default=5.0,
+                   help="interval of the HdrHistogram log intervals.hlog (default 5)")
     add_profile_args(run, "sim-")
     for action in run._actions:
         if action.dest.startswith("sim_"):
@@ -55,6 +67,7 @@ def handle(ns: argparse.Namespace) -> int:
     texts = budget_texts(ns, ns.scenario)
     gate_cfg = gate_config(ns, texts)
     extra: dict[str, object] = {"budgets": texts}
+    watchers = _watchers(ns, gate_cfg)
     if ns.url is None:
         model = ns.model or "sim-realtime"
         sim_args = profile_argv(ns)
@@ -65,15 +78,30 @@ def handle(ns: argparse.Namespace) -> int:
             target = Target(name=ns.name or f"local/{model}", url=base + path, dialect=dialect,
                             region=ns.region or "local", model=model)
             outcome = execute(RunPlan(scenario, [target], ns.sessions), ns.results, ns.run_id,
-                              extra)
+                              extra, watchers)
     else:
         model = ns.model or "unknown"
         target = Target(name=ns.name or f"{ns.region or 'default'}/{model}", url=ns.url,
                         dialect=dialect, region=ns.region or "default", model=model,
                         provider="custom")
         outcome = execute(RunPlan(scenario, [target], ns.sessions), ns.results, ns.run_id,
-                          extra)
+                          extra, watchers)
     return finish(outcome, gate_cfg, ns)
+
+
+def _watchers(ns: argparse.Namespace, gate_cfg: GateConfig) -> list[Watcher]:
+    if ns.hlog_interval_s <= 0:
+        raise ConfigError("--hlog-interval-s must be positive")
+    if ns.abort_min_turns < 1:
+        raise ConfigError("--abort-min-turns must be at least 1")
+    out = [hlog_watcher(ns.hlog_interval_s)]
+    if ns.progress != "off":
+        out.append(progress_watcher(ns.progress))
+    if ns.abort_on_fail:
+        if not gate_cfg.budgets:
+            raise ConfigError("--abort-on-fail needs at least one budget")
+        out.append(abort_watcher(gate_cfg.budgets, ns.abort_min_turns))
+    return out
 
 
 def finish(outcome: RunOutcome, gate_cfg: GateConfig, ns: argparse.Namespace) -> int:

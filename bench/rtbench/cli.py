@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from .commands import gate, run, serve
+from .commands import gate, report, run, serve
 from .config import ConfigError
 from .results import ResultsError
 from .run import EXIT_CONFIG
@@ -21,6 +21,7 @@ COMMANDS: dict[str, ModuleType] = {
     "run": run,
     "serve": serve,
     "gate": gate,
+    "report": report,
 }
 
 

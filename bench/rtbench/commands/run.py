@@ -43,6 +43,7 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
                    help="samples a percentile budget needs before it may abort the run (default 20)")
     g.add_argument("--progress", choices=["auto", "rich", "plain", "off"], default="auto",
                    help="live progress on stderr (auto: rich on a terminal, else a line every 5 s)")
+    g.add_argument("--no-report", action="store_true", help="do not write report.html")
     g.add_argument("--hlog-interval-s", type=float, default=5.0,
                    help="interval of the HdrHistogram log intervals.hlog (default 5)")
     add_profile_args(run, "sim-")
@@ -112,4 +113,8 @@ def finish(outcome: RunOutcome, gate_cfg: GateConfig, ns: argparse.Namespace) ->
                   [outcome.run_dir / SUMMARY_JSON, ns.summary_json])
     if result.verdicts:
         print(format_verdicts(result.verdicts))
+    if not ns.no_report:
+        from ..report import write_report  # matplotlib is slow to import: only when asked
+
+        print(f"report: {write_report(outcome.run_dir)}")
     return result.exit_code

@@ -15,10 +15,14 @@ from rtbench.gate import (
     Tally,
     TargetInfo,
     evaluate_one,
+    load_budget_file,
     parse_budget,
+    parse_budgets,
 )
 from rtbench.metrics import Recorder
 from rtbench.stats import bootstrap_diff, percentile_stat
+
+from conftest import REPO
 
 
 @pytest.mark.parametrize(("text", "metric", "stat", "filters", "op", "limit"), [
@@ -156,3 +160,9 @@ def test_bootstrap_diff_finds_a_real_shift_and_not_noise() -> None:
     with pytest.raises(ValueError):
         bootstrap_diff([], [1.0], p95)
     assert math.isfinite(bootstrap_diff([1.0], [2.0], p95, n=10).point)
+
+
+
+def test_the_example_budget_file_parses() -> None:
+    texts = load_budget_file(REPO / "workloads" / "budgets.example.toml")
+    assert len(texts) >= 5 and len(parse_budgets(texts)) == len(texts)

@@ -17,7 +17,7 @@ from .results import RunStore
 from .run import Watcher
 
 PLAIN_EVERY_S = 5.0
-RICH_EVERY_S = 0.5
+RICH_EVERY_S = 1.0
 
 
 def _ms(v: float) -> str:

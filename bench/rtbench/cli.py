@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from .commands import compare, run, serve
+from .commands import compare, gate, report, run, serve
 from .config import ConfigError
 from .results import ResultsError
 from .run import EXIT_CONFIG
@@ -21,6 +21,8 @@ COMMANDS: dict[str, ModuleType] = {
     "run": run,
     "serve": serve,
     "compare": compare,
+    "gate": gate,
+    "report": report,
 }
 
 

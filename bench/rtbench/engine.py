@@ -11,8 +11,9 @@ omission) and dropped arrivals are visible.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -39,6 +40,13 @@ def assign_targets(sessions: int, n_targets: int, interleave: str = "rr", seed: 
     elif interleave != "rr":
         raise ValueError(f"interleave must be one of {INTERLEAVE}, got {interleave!r}")
     return order
+
+if TYPE_CHECKING:
+    from .progress import RunProgress
+
+#: A task started beside the sessions (progress display, interval log, abort-on-fail); it may
+#: cancel the run through the scope it is given, and is cancelled when the sessions are done.
+Monitor = Callable[[trio.CancelScope], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +91,10 @@ async def _monitor_loop_lag(recorder: Recorder) -> None:
 
 
 class _Runner:
-    def __init__(self, plan: RunPlan, plans: Sequence[ChunkPlan], sink: Sink) -> None:
+    def __init__(self, plan: RunPlan, plans: Sequence[ChunkPlan], sink: Sink,
+                 progress: RunProgress | None) -> None:
         self.plan = plan
+        self.progress = progress
         self.model = plan.model
         self.plans = plans
         self.sink = sink
@@ -141,7 +151,8 @@ class _Runner:
                 self.next_idx += 1
                 session = ClientSession(idx, self.plan.target_of(slot), self.plan.scenario,
                                         self.plans, self.silence, self.sink, self.t0,
-                                        attempt=attempt, stop_at=stop_at)
+                                        attempt=attempt, stop_at=stop_at,
+                                        progress=self.progress)
                 start = trio.current_time()
                 await session.run()
                 record = session.record(slot, intended - self.t0, start - self.t0)
@@ -155,9 +166,16 @@ class _Runner:
             self.in_flight -= 1
 
 
-async def run_sessions(plan: RunPlan, plans: Sequence[ChunkPlan], sink: Sink) -> None:
-    """Run the plan's load model to the end; results go to ``sink``."""
+async def run_sessions(plan: RunPlan, plans: Sequence[ChunkPlan], sink: Sink,
+                       progress: RunProgress | None = None, monitors: Sequence[Monitor] = ()) -> None:
+    """Run the plan's load model to the end (or until a monitor cancels); results go to
+    ``sink``, live counts to ``progress``."""
+    if progress is not None:
+        from .progress import ProgressSink
+        sink = ProgressSink(sink, progress)
     async with trio.open_nursery() as outer:
         outer.start_soon(_monitor_loop_lag, sink.recorder)
-        await _Runner(plan, plans, sink).run()
+        for monitor in monitors:
+            outer.start_soon(monitor, outer.cancel_scope)
+        await _Runner(plan, plans, sink, progress).run()
         outer.cancel_scope.cancel()

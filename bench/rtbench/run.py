@@ -7,13 +7,14 @@ All validation (scenario, audio, results directory) happens before the first ses
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import platform
 import secrets
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from importlib import metadata
@@ -26,7 +27,8 @@ import trio
 from . import saturation
 from .config import Scenario, Target
 from .diagnose import unanimous_failures
-from .engine import RunPlan, run_sessions
+from .engine import Monitor, RunPlan, run_sessions
+from .progress import RunProgress
 from .results import SUMMARY_CSV, RunStore, load_manifest, load_sessions
 from .summary import format_table, summarize
 from .workload import ChunkPlan, load_utterance, plan_chunks
@@ -34,6 +36,10 @@ from .workload import ChunkPlan, load_utterance, plan_chunks
 EXIT_OK = 0
 EXIT_CONFIG = 2
 EXIT_NOTHING_MEASURED = 3
+EXIT_GATE_FAILED = 4
+
+#: Started beside the sessions with the store and live counters (see ``engine.Monitor``).
+Watcher = Callable[[RunStore, RunProgress, trio.CancelScope], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +104,8 @@ def embedded_simulator(extra_args: list[str]) -> Iterator[str]:
 
 def execute(plan: RunPlan, results_root: Path, run_id: str | None = None,
             extra_manifest: dict[str, Any] | None = None,
-            saturation_threshold_ms: float = saturation.DEFAULT_THRESHOLD_MS) -> RunOutcome:
+            saturation_threshold_ms: float = saturation.DEFAULT_THRESHOLD_MS,
+            watchers: Sequence[Watcher] = ()) -> RunOutcome:
     """Validate the workload, run every session, write the run directory."""
     sc = plan.scenario
     utterances = [load_utterance(sc.audio_dir / f"{name}.wav") if not name.endswith(".wav")
@@ -119,11 +126,15 @@ def execute(plan: RunPlan, results_root: Path, run_id: str | None = None,
     }
     store = RunStore(results_root, run_id or new_run_id(), manifest)
     stopped_by: list[str] = []
+    progress = RunProgress()
+    monitors = [functools.partial(w, store, progress) for w in watchers]
     try:
-        trio.run(_run_until_signal, plan, plans, store, stopped_by)
+        trio.run(_run_until_signal, plan, plans, store, stopped_by, progress, monitors)
     finally:
         # Also on an unexpected crash: everything journaled so far is written out.
-        turns, errors = store.finalize("partial" if stopped_by else "complete",
+        status = "partial" if stopped_by else (
+            "aborted" if store.manifest.get("aborted") else "complete")
+        turns, errors = store.finalize(status,
                                        finished_at=dt.datetime.now(dt.UTC).isoformat(),
                                        stopped_by=stopped_by[0] if stopped_by else None)
     summary = summarize(turns, errors, store.recorder, manifest["targets"], sc.turns_per_session,
@@ -138,7 +149,8 @@ def execute(plan: RunPlan, results_root: Path, run_id: str | None = None,
 
 
 async def _run_until_signal(plan: RunPlan, plans: list[ChunkPlan], store: RunStore,
-                            stopped_by: list[str]) -> None:
+                            stopped_by: list[str], progress: RunProgress,
+                            monitors: Sequence[Monitor]) -> None:
     """Run the sessions; SIGINT/SIGTERM cancel them at once (the run is then ``partial``)."""
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
@@ -152,7 +164,7 @@ async def _run_until_signal(plan: RunPlan, plans: list[ChunkPlan], store: RunSto
                     return
 
             nursery.start_soon(watch)
-            await run_sessions(plan, plans, store)
+            await run_sessions(plan, plans, store, progress, monitors)
             nursery.cancel_scope.cancel()
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import trio
 import trio_websocket
@@ -34,6 +34,9 @@ from .records import ErrorRecord, SessionRecord, TurnRecord
 from .taxonomy import BENIGN, RETRYABLE, classify
 from .turn import TurnTracker
 from .workload import ChunkPlan
+
+if TYPE_CHECKING:
+    from .progress import RunProgress
 
 
 class Sink(Protocol):
@@ -128,6 +131,7 @@ class ClientSession:
         attempt: int = 0,
         clock: Callable[[], float] = trio.current_time,
         stop_at: float | None = None,
+        progress: RunProgress | None = None,
     ) -> None:
         self.idx = idx
         self.attempt = attempt
@@ -155,6 +159,7 @@ class ClientSession:
         self.turns_failed = 0
         self.end_code: str | None = None  # first non-benign error
         self.end_severity: str | None = None
+        self.progress = progress
 
     # -- recording -------------------------------------------------------------------------
 
@@ -189,9 +194,22 @@ class ClientSession:
         """Run the whole session; every failure is recorded, none escapes."""
         sc = self.scenario
         t_c0 = self._t_connect = trio.current_time()
+        if self.progress is not None:
+            self.progress.session_connecting()
+        try:
+            await self._run(sc, t_c0)
+        finally:
+            if self.progress is not None:
+                self.progress.session_finished(self.target.name, self.connect_ms is not None,
+                                               self.turns_ok + self.turns_failed,
+                                               sc.turns_per_session)
+
+    async def _run(self, sc: Scenario, t_c0: float) -> None:
         try:
             async with transport.open_connection(self.target, sc.connect_timeout_s) as ws:
                 self.connect_ms = (trio.current_time() - t_c0) * 1000.0
+                if self.progress is not None:
+                    self.progress.session_connected()
                 self.sink.recorder.record_ms(self.target.name, "connect_ms", self.connect_ms)
                 async with trio.open_nursery() as nursery:
                     try:

@@ -7,11 +7,16 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
+from ..abort import abort_watcher
 from ..config import ConfigError, Target, load_scenario
 from ..engine import RunPlan
+from ..hlog import hlog_watcher
+from ..live import progress_watcher
 from ..load import LoadModel
 from ..protocol import Dialect
-from ..run import embedded_simulator, execute, print_outcome
+from ..run import RunOutcome, Watcher, embedded_simulator, execute, print_outcome
+from ..verdict import JUNIT, SUMMARY_JSON, GateConfig, format_verdicts, judge, write_outputs
+from .gateflags import add_gate_args, budget_texts, gate_config
 from .simflags import add_profile_args, profile_argv
 from .targetflags import add_target_args, resolve_targets, total_sessions
 
@@ -55,6 +60,17 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
     load.add_argument("--retry-backoff", type=float, default=0.5, metavar="S",
                       help="first retry delay, doubled per attempt, jittered, capped at 8 s")
     add_target_args(run)
+    add_gate_args(run)
+    g = run.add_argument_group("while running")
+    g.add_argument("--abort-on-fail", action="store_true",
+                   help="stop early once a budget is certainly broken")
+    g.add_argument("--abort-min-turns", type=int, default=20, metavar="N",
+                   help="samples a percentile budget needs before it may abort the run (default 20)")
+    g.add_argument("--progress", choices=["auto", "rich", "plain", "off"], default="auto",
+                   help="live progress on stderr (auto: rich on a terminal, else a line every 5 s)")
+    g.add_argument("--no-report", action="store_true", help="do not write report.html")
+    g.add_argument("--hlog-interval-s", type=float, default=5.0,
+                   help="interval of the HdrHistogram log intervals.hlog (default 5)")
     add_profile_args(run, "sim-")
     for action in run._actions:
         if action.dest.startswith("sim_"):
@@ -79,7 +95,10 @@ def handle(ns: argparse.Namespace) -> int:
             raise ConfigError("--chunk-ms must be a positive multiple of 10")
         scenario = replace(scenario, chunk_ms=ns.chunk_ms)
     dialect = Dialect(ns.dialect)
-    extra: dict[str, object] = {}
+    texts = budget_texts(ns, ns.scenario)
+    gate_cfg = gate_config(ns, texts)
+    extra: dict[str, object] = {"budgets": texts}
+    watchers = _watchers(ns, gate_cfg)
     targets = resolve_targets(ns)
     if targets is None:
         model = ns.model or "sim-realtime"
@@ -92,12 +111,42 @@ def handle(ns: argparse.Namespace) -> int:
                             region=ns.region or "local", model=model)
             plan = RunPlan(scenario, [target], ns.sessions, load_model(ns, ns.sessions),
                            seed=ns.seed)
-            outcome = execute(plan, ns.results, ns.run_id,
-                              extra, ns.saturation_threshold_ms)
+            outcome = execute(plan, ns.results, ns.run_id, extra,
+                              ns.saturation_threshold_ms, watchers)
     else:
         n = total_sessions(ns, len(targets))
         plan = RunPlan(scenario, targets, n, load_model(ns, n), ns.interleave, ns.seed)
-        outcome = execute(plan, ns.results, ns.run_id, {"interleave": ns.interleave, "seed": ns.seed},
-                          ns.saturation_threshold_ms)
+        extra.update(interleave=ns.interleave, seed=ns.seed)
+        outcome = execute(plan, ns.results, ns.run_id, extra, ns.saturation_threshold_ms,
+                          watchers)
+    return finish(outcome, gate_cfg, ns)
+
+
+def _watchers(ns: argparse.Namespace, gate_cfg: GateConfig) -> list[Watcher]:
+    if ns.hlog_interval_s <= 0:
+        raise ConfigError("--hlog-interval-s must be positive")
+    if ns.abort_min_turns < 1:
+        raise ConfigError("--abort-min-turns must be at least 1")
+    out = [hlog_watcher(ns.hlog_interval_s)]
+    if ns.progress != "off":
+        out.append(progress_watcher(ns.progress))
+    if ns.abort_on_fail:
+        if not gate_cfg.budgets:
+            raise ConfigError("--abort-on-fail needs at least one budget")
+        out.append(abort_watcher(gate_cfg.budgets, ns.abort_min_turns))
+    return out
+
+
+def finish(outcome: RunOutcome, gate_cfg: GateConfig, ns: argparse.Namespace) -> int:
+    """Print the table, judge the saved run (as ``rtbench gate`` would), write the verdict."""
     print_outcome(outcome)
-    return outcome.exit_code
+    result = judge(outcome.run_dir, gate_cfg)
+    write_outputs(outcome.run_dir, result, [outcome.run_dir / JUNIT, ns.junit],
+                  [outcome.run_dir / SUMMARY_JSON, ns.summary_json])
+    if result.verdicts:
+        print(format_verdicts(result.verdicts))
+    if not ns.no_report:
+        from ..report import write_report  # matplotlib is slow to import: only when asked
+
+        print(f"report: {write_report(outcome.run_dir)}")
+    return result.exit_code

@@ -1,0 +1,69 @@
+"""A short embedded-simulator run shared by the gate, report and progress tests."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+
+def rtbench(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "rtbench", *args], cwd=cwd, text=True,
+                          capture_output=True, timeout=120)
+
+
+FAST_SCENARIO = f"""
+[scenario]
+audio_dir = "{REPO / 'workloads' / 'audio'}"
+utterances = ["en_timer", "en_weather"]
+turns_per_session = 2
+trailing_silence_ms = 300
+think_time_ms = 50
+[session.turn_detection]
+type = "server_vad"
+silence_duration_ms = 200
+[budgets]
+checks = ["error_rate < 1%"]
+"""
+
+
+def fast_scenario(tmp: Path) -> Path:
+    path = tmp / "fast.toml"
+    path.write_text(FAST_SCENARIO)
+    return path
+
+
+RunSim = Callable[..., tuple[int, str, Path]]
+
+
+def _run_sim(tmp: Path, run_id: str, ttfa_ms: int, *extra: str) -> tuple[int, str, Path]:
+    proc = rtbench("--sessions", "4", "--scenario", str(fast_scenario(tmp)), "--results",
+                   str(tmp / "results"), "--run-id", run_id,
+                   "--sim-first-audio-ms", str(ttfa_ms), "--sim-first-audio-p99-ms", str(ttfa_ms),
+                   *extra)
+    return proc.returncode, proc.stdout + proc.stderr, tmp / "results" / run_id
+
+
+@pytest.fixture
+def run_sim() -> RunSim:
+    """``run_sim(tmp, run_id, ttfa_ms, *flags) -> (exit code, output, run dir)``."""
+    return _run_sim
+
+
+@pytest.fixture(scope="session")
+def fast_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One passing run at a constant 300 ms TTFA, gated by the scenario and the CLI."""
+    tmp = tmp_path_factory.mktemp("gate")
+    code, out, run = _run_sim(tmp, "fast", 300, "--budget", "ttfa.p95 < 400ms",
+                             "--budget", "ttfa.max{region=local} < 1s",
+                             "--junit", str(tmp / "ci-junit.xml"))
+    assert code == 0, out
+    assert "PASS ttfa.p95 < 400ms" in out
+    # Not a terminal: plain progress lines on stderr, the last one after every session ended.
+    assert "progress elapsed: " in out and "turns: 8 done, 8 ok" in out
+    return run

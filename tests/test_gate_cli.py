@@ -1,0 +1,98 @@
+"""Release gating end to end: budgets on ``run``, offline ``gate``, JUnit, exit codes, baseline."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rtbench.baseline import compare
+from test_cli import rtbench
+
+if TYPE_CHECKING:
+    from gatehelp import RunSim
+
+pytest_plugins = ["gatehelp"]   # fixtures: fast_run (one shared run), run_sim
+
+
+def junit_cases(path: Path) -> dict[str, ET.Element]:
+    return {c.get("name", ""): c for c in ET.parse(path).getroot().iter("testcase")}
+
+
+def test_passing_budgets_pass_and_write_junit_and_summary(fast_run: Path) -> None:
+    cases = junit_cases(fast_run / "junit.xml")
+    # Scenario [budgets] first, then --budget, one test case each; no failures.
+    assert list(cases) == ["error_rate < 1%", "ttfa.p95 < 400ms", "ttfa.max{region=local} < 1s"]
+    assert all(c.find("failure") is None for c in cases.values())
+    assert (fast_run.parent.parent / "ci-junit.xml").read_text() == (fast_run / "junit.xml").read_text()
+    doc = json.loads((fast_run / "summary.json").read_text())
+    assert doc["verdict"] == "pass" and doc["exit_code"] == 0 and doc["turns_ok"] == 8
+    assert doc["groups"][0]["ttfa_ms_p50"] == pytest.approx(300, abs=5)
+
+
+def test_offline_gate_gives_the_runs_verdict_and_catches_a_broken_budget(
+        fast_run: Path, tmp_path: Path) -> None:
+    same = rtbench("gate", str(fast_run))
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert "3 of 3 checks passed" in same.stdout
+    junit = tmp_path / "junit.xml"
+    broken = rtbench("gate", str(fast_run), "--budget", "ttfa.p95 < 250ms",
+                     "--budget", "turns_ok >= 8", "--junit", str(junit))
+    assert broken.returncode == 4, broken.stdout + broken.stderr
+    cases = junit_cases(junit)
+    failure = cases["ttfa.p95 < 250ms"].find("failure")
+    assert failure is not None
+    message = failure.get("message", "")
+    assert message.startswith("observed 30") and message.endswith("limit < 250.0 ms"), message
+    assert cases["turns_ok >= 8"].find("failure") is None
+
+
+def test_bad_budget_is_a_usage_error_before_anything_runs(tmp_path: Path) -> None:
+    proc = rtbench("--sessions", "1", "--results", str(tmp_path), "--budget", "ttfa.p95 < 5%")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("rtbench: error: budget 'ttfa.p95 < 5%': '%' is not a unit "
+                                   "for a latency (use ms, s or us)")
+    assert not any(tmp_path.iterdir())
+    proc = rtbench("gate", str(tmp_path / "nope"), "--budget", "errors == 0")
+    assert proc.returncode == 2 and "not a run directory" in proc.stderr
+
+
+def test_baseline_regression_fails_the_slower_run(fast_run: Path, tmp_path: Path,
+                                                  run_sim: RunSim) -> None:
+    code, out, slow = run_sim(tmp_path, "slow", 450, "--baseline", str(fast_run))
+    assert code == 4, out
+    assert "FAIL baseline ttfa_ms.p95 [local/sim-realtime]" in out
+    # The same run against itself: no regression.
+    same = rtbench("gate", str(slow), "--baseline", str(slow), "--budget", "errors == 0")
+    assert same.returncode == 0, same.stdout
+    # A tolerance wider than the +50% shift passes too.
+    wide = rtbench("gate", str(slow), "--baseline", str(fast_run), "--baseline-tolerance", "80%")
+    assert wide.returncode == 0, wide.stdout
+
+
+def _turns(values: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame({"target": "t", "status": "ok", "session_idx": np.arange(len(values)),
+                         "ttfa_ms": values})
+
+
+def test_baseline_needs_both_tolerance_and_a_ci_excluding_zero() -> None:
+    rng = np.random.default_rng(3)
+    base = _turns(rng.lognormal(np.log(700), 0.4, 300))
+    slower = _turns(rng.lognormal(np.log(1000), 0.4, 300))
+    slightly = _turns(rng.lognormal(np.log(720), 0.4, 300))
+    regressed = [not v.passed for v in compare(base, slower, ["ttfa_ms"], 0.10)]
+    assert regressed == [True, True]
+    # +3% is within a 10% tolerance even where it is statistically real.
+    assert all(v.passed for v in compare(base, slightly, ["ttfa_ms"], 0.10))
+    # Two small samples of one distribution whose p95 differs by +35% by chance: the tolerance
+    # alone would fail it, the bootstrap interval (which includes 0) keeps it passing.
+    rng = np.random.default_rng(23)
+    small_a = _turns(rng.lognormal(np.log(700), 0.4, 15))
+    small_b = _turns(rng.lognormal(np.log(700), 0.4, 15))
+    (p95, _p99) = compare(small_a, small_b, ["ttfa_ms"], 0.10)
+    assert p95.passed and "(+35.5%" in p95.message, p95.message

@@ -1,0 +1,129 @@
+"""Live counters, monitors, abort-on-fail and the HdrHistogram interval log."""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import trio
+
+from rtbench.config import Scenario, Target
+from rtbench.engine import RunPlan, run_sessions
+from rtbench.hlog import IntervalLog, read_hlog, tag_for
+from rtbench.metrics import Recorder
+from rtbench.progress import RunProgress
+from rtbench.protocol import TurnDetection
+from rtbench.results import RunStore, load_recorder
+from rtbench.sim import Dist, Profile
+from test_cli import rtbench
+from test_integration import _plans
+
+from conftest import running_sim
+
+if TYPE_CHECKING:
+    from gatehelp import RunSim
+
+pytest_plugins = ["gatehelp"]
+
+
+def _fast(sc: Scenario, turns: int) -> Scenario:
+    return replace(sc, turns_per_session=turns, trailing_silence_ms=300, think_time_ms=50,
+                   session=replace(sc.session, turn_detection=TurnDetection(silence_duration_ms=200)))
+
+
+async def test_progress_counts_sessions_and_a_monitor_can_stop_the_run(
+        scenario: Scenario, tmp_path: Path) -> None:
+    sc = _fast(scenario, turns=20)
+    seen: list[tuple[int, int, int]] = []
+    progress = RunProgress()
+
+    async def stop_after_four_turns(scope: trio.CancelScope) -> None:
+        while progress.turns_done < 4:
+            seen.append((progress.connecting, progress.active, progress.finished))
+            await trio.sleep(0.05)
+        scope.cancel()
+
+    async with running_sim(Profile(first_audio=Dist(200.0), response_audio_ms=200)) as server:
+        target = Target(name="sim", url=f"ws://127.0.0.1:{server.port}/v1/realtime?model=m")
+        store = RunStore(tmp_path, "run", {})
+        with trio.fail_after(30):
+            await run_sessions(RunPlan(sc, [target], 3), _plans(sc), store, progress,
+                               [stop_after_four_turns])
+    turns, _ = store.finalize("aborted")
+    # Stopped early (20 turns × 3 sessions were planned), and every row reached the store.
+    assert 4 <= progress.turns_done < 60 and len(turns) == progress.turns_done
+    assert progress.turns_ok == progress.turns_done
+    assert all(min(snap) >= 0 and sum(snap) <= 3 for snap in seen)
+    assert any(active == 3 for _, active, _ in seen)
+    assert (progress.connecting, progress.active, progress.finished) == (0, 0, 3)
+    p50, p95, n = progress.rolling_ttfa(trio.current_time())
+    assert n == progress.turns_done and 195 < p50 <= p95 < 260
+
+
+def test_interval_log_writes_only_what_changed() -> None:
+    rec = Recorder()
+    out = io.StringIO()
+    log = IntervalLog(out, rec, start_epoch_s=1_700_000_000.0)
+    for v in range(1, 101):
+        rec.record_ms("t", "ttfa_ms", float(v))
+    rec.record_ms("t", "vad_ms", 5.0)
+    assert log.tick(1.0) == 2
+    assert log.tick(2.0) == 0            # nothing changed: no interval
+    for v in range(500, 550):
+        rec.record_ms("t", "ttfa_ms", float(v))
+    assert log.tick(3.0) == 1
+    text = out.getvalue()
+    assert text.count("Tag=ttfa_ms|t,") == 2 and "#[StartTime: 1700000000.000" in text
+
+
+def test_interval_log_file_round_trip(tmp_path: Path) -> None:
+    rec = Recorder()
+    path = tmp_path / "x.hlog"
+    with open(path, "w") as out:
+        log = IntervalLog(out, rec, start_epoch_s=1_700_000_000.0)
+        for v in range(1, 101):
+            rec.record_ms("a b,c", "ttfa_ms", float(v))
+        log.tick(1.0)
+        for v in range(500, 550):
+            rec.record_ms("a b,c", "ttfa_ms", float(v))
+        log.tick(2.5)
+    intervals = read_hlog(path)
+    assert [h.get_tag() for h in intervals] == [tag_for("a b,c", "ttfa_ms")] * 2 == ["ttfa_ms|a_b_c"] * 2
+    assert [h.get_total_count() for h in intervals] == [100, 50]
+    assert intervals[1].get_min_value() >= 499_000 and intervals[0].get_max_value() < 101_000
+    # Interval start/end are relative to the log's StartTime.
+    assert intervals[1].get_start_time_stamp() == 1_700_000_001_000.0
+    assert intervals[1].get_end_time_stamp() == 1_700_000_002_500.0
+
+
+def test_run_writes_an_hlog_whose_totals_match_the_histograms(fast_run: Path) -> None:
+    totals: dict[str, int] = {}
+    for hist in read_hlog(fast_run / "intervals.hlog"):
+        totals[hist.get_tag()] = totals.get(hist.get_tag(), 0) + hist.get_total_count()
+    rec = load_recorder(fast_run)
+    expected = {tag_for(t, m): s.histogram.get_total_count() for (t, m), s in rec.items()}
+    assert totals == expected
+    assert totals["ttfa_ms|local/sim-realtime"] == 8
+
+
+def test_abort_on_fail_stops_a_run_whose_budget_is_broken(tmp_path: Path, run_sim: RunSim) -> None:
+    code, out, run = run_sim(tmp_path, "abort", 300, "--turns", "10", "--progress", "off",
+                             "--budget", "ttfa.p50 < 100ms", "--budget", "errors < 1000",
+                             "--abort-on-fail", "--abort-min-turns", "4")
+    assert code == 4, out
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "aborted"
+    assert manifest["aborted"]["budgets"] == ["ttfa.p50 < 100ms"]
+    assert "rtbench: aborting at" in out
+    turns = (run / "turns.jsonl").read_text().splitlines()
+    assert 4 <= len(turns) < 40          # 4 sessions × 10 turns were planned
+    again = rtbench("gate", str(run))
+    assert again.returncode == 4 and "FAIL ttfa.p50 < 100ms" in again.stdout
+
+
+def test_abort_on_fail_needs_a_budget(tmp_path: Path) -> None:
+    proc = rtbench("--sessions", "1", "--results", str(tmp_path), "--abort-on-fail")
+    assert proc.returncode == 2 and "needs at least one budget" in proc.stderr

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from .commands import compare, gate, report, run, serve
+from .commands import compare, gate, report, run, serve, sweep
 from .config import ConfigError
 from .results import ResultsError
 from .run import EXIT_CONFIG
@@ -20,6 +20,7 @@ from .workload import WorkloadError
 COMMANDS: dict[str, ModuleType] = {
     "run": run,
     "serve": serve,
+    "sweep": sweep,
     "compare": compare,
     "gate": gate,
     "report": report,

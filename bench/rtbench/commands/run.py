@@ -4,11 +4,13 @@ embedded simulator."""
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..abort import abort_watcher
-from ..config import ConfigError, Target, load_scenario
+from ..config import ConfigError, Scenario, Target, load_scenario
 from ..engine import RunPlan
 from ..hlog import hlog_watcher
 from ..live import progress_watcher
@@ -84,7 +86,18 @@ def load_model(ns: argparse.Namespace, sessions: int) -> LoadModel:
                      backoff_s=ns.retry_backoff, seed=ns.seed)
 
 
-def handle(ns: argparse.Namespace) -> int:
+@dataclass(slots=True)
+class Prepared:
+    """Everything a run needs that does not depend on the load level (shared with sweep)."""
+
+    scenario: Scenario
+    gate_cfg: GateConfig
+    watchers: list[Watcher]
+    extra: dict[str, object]
+
+
+def prepare(ns: argparse.Namespace) -> Prepared:
+    """Load and check scenario, budgets and watchers: every config error before any session."""
     scenario = load_scenario(ns.scenario)
     if ns.turns is not None:
         if ns.turns < 1:
@@ -94,32 +107,46 @@ def handle(ns: argparse.Namespace) -> int:
         if ns.chunk_ms <= 0 or ns.chunk_ms % 10:
             raise ConfigError("--chunk-ms must be a positive multiple of 10")
         scenario = replace(scenario, chunk_ms=ns.chunk_ms)
-    dialect = Dialect(ns.dialect)
     texts = budget_texts(ns, ns.scenario)
     gate_cfg = gate_config(ns, texts)
-    extra: dict[str, object] = {"budgets": texts}
-    watchers = _watchers(ns, gate_cfg)
+    return Prepared(scenario, gate_cfg, _watchers(ns, gate_cfg), {"budgets": texts})
+
+
+@contextmanager
+def open_targets(ns: argparse.Namespace, extra: dict[str, object]) -> Iterator[list[Target]]:
+    """The run's targets: resolved real ones, or the embedded simulator (started here)."""
     targets = resolve_targets(ns)
-    if targets is None:
-        model = ns.model or "sim-realtime"
-        sim_args = profile_argv(ns)
-        extra["simulator"] = {"embedded": True, "args": sim_args}
-        with embedded_simulator(sim_args) as base:
-            path = ("/openai/realtime?api-version=2025-04-01-preview&deployment=" + model
-                    if dialect is Dialect.BETA else "/v1/realtime?model=" + model)
-            target = Target(name=ns.name or f"local/{model}", url=base + path, dialect=dialect,
-                            region=ns.region or "local", model=model)
-            plan = RunPlan(scenario, [target], ns.sessions, load_model(ns, ns.sessions),
-                           seed=ns.seed)
-            outcome = execute(plan, ns.results, ns.run_id, extra,
-                              ns.saturation_threshold_ms, watchers)
-    else:
-        n = total_sessions(ns, len(targets))
-        plan = RunPlan(scenario, targets, n, load_model(ns, n), ns.interleave, ns.seed)
+    if targets is not None:
         extra.update(interleave=ns.interleave, seed=ns.seed)
-        outcome = execute(plan, ns.results, ns.run_id, extra, ns.saturation_threshold_ms,
-                          watchers)
-    return finish(outcome, gate_cfg, ns)
+        yield targets
+        return
+    dialect = Dialect(ns.dialect)
+    model = ns.model or "sim-realtime"
+    sim_args = profile_argv(ns)
+    extra["simulator"] = {"embedded": True, "args": sim_args}
+    with embedded_simulator(sim_args) as base:
+        path = ("/openai/realtime?api-version=2025-04-01-preview&deployment=" + model
+                if dialect is Dialect.BETA else "/v1/realtime?model=" + model)
+        yield [Target(name=ns.name or f"local/{model}", url=base + path, dialect=dialect,
+                      region=ns.region or "local", model=model)]
+
+
+def plan_for(ns: argparse.Namespace, scenario: Scenario, targets: list[Target],
+             sessions: int | None = None, rate: float | None = None) -> RunPlan:
+    """The run plan; ``sessions``/``rate`` override the flags (a sweep's load level)."""
+    n = sessions if sessions is not None else total_sessions(ns, len(targets))
+    load = load_model(ns, n)
+    if rate is not None:
+        load = replace(load, rate_per_s=rate)
+    return RunPlan(scenario, targets, n, load, ns.interleave, ns.seed)
+
+
+def handle(ns: argparse.Namespace) -> int:
+    prep = prepare(ns)
+    with open_targets(ns, prep.extra) as targets:
+        outcome = execute(plan_for(ns, prep.scenario, targets), ns.results, ns.run_id,
+                          prep.extra, ns.saturation_threshold_ms, prep.watchers)
+    return finish(outcome, prep.gate_cfg, ns)
 
 
 def _watchers(ns: argparse.Namespace, gate_cfg: GateConfig) -> list[Watcher]:

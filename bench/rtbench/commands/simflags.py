@@ -25,10 +25,16 @@ def add_profile_args(p: argparse.ArgumentParser, prefix: str = "") -> None:
                    help="output audio is produced at this multiple of real time (default 2)")
     g.add_argument(f"--{prefix}session-max-s", type=float, default=3600.0,
                    help="session expiry (default 3600)")
+    g.add_argument(f"--{prefix}knee-sessions", type=int, default=0,
+                   help="capacity: above this many concurrent sessions first audio slows down "
+                        "(default 0: no limit)")
+    g.add_argument(f"--{prefix}over-knee-ms", type=float, default=0.0,
+                   help="first-audio delay added per concurrent session above the knee")
 
 
 PROFILE_FLAGS = ("first_audio_ms", "first_audio_p99_ms", "vad_delay_ms", "handshake_ms",
-                  "response_audio_ms", "delta_ms", "realtime_factor", "session_max_s")
+                  "response_audio_ms", "delta_ms", "realtime_factor", "session_max_s",
+                  "knee_sessions", "over_knee_ms")
 
 
 def profile_from(ns: argparse.Namespace, prefix: str = "") -> Profile:
@@ -44,6 +50,8 @@ def profile_from(ns: argparse.Namespace, prefix: str = "") -> Profile:
             delta_ms=g["delta_ms"],
             realtime_factor=g["realtime_factor"],
             session_max_s=g["session_max_s"],
+            knee_sessions=g["knee_sessions"],
+            per_session_over_knee_ms=g["over_knee_ms"],
         )
     except ValueError as exc:
         raise ConfigError(f"simulator profile: {exc}") from None

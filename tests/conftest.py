@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import pytest
@@ -30,6 +32,24 @@ async def running_sim(profile: Profile, **kw: object) -> AsyncIterator[SimServer
         await nursery.start(server.serve)
         yield server
         nursery.cancel_scope.cancel()
+
+
+@contextmanager
+def sim_process(*args: str) -> Iterator[int]:
+    """``rtbench serve --port 0 ARGS`` in a child process (its own core); yields its port.
+
+    Timing-accuracy tests use this so the simulator's work does not share the client's loop.
+    """
+    proc = subprocess.Popen([sys.executable, "-m", "rtbench", "serve", "--port", "0", *args],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        assert line.startswith("listening on "), line
+        yield int(line.rsplit(":", 1)[1])
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 @pytest.fixture

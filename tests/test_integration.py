@@ -14,7 +14,7 @@ from rtbench.results import RunStore
 from rtbench.sim import Dist, Profile
 from rtbench.workload import load_utterance, plan_chunks
 
-from conftest import running_sim
+from conftest import running_sim, sim_process
 
 INJECTED_MS = 450.0
 
@@ -30,10 +30,10 @@ async def test_ten_sessions_two_turns_measure_the_injected_ttfa(
     sc = replace(scenario, turns_per_session=2, trailing_silence_ms=300, think_time_ms=50,
                  session=replace(scenario.session,
                                  turn_detection=TurnDetection(silence_duration_ms=200)))
-    profile = Profile(first_audio=Dist(INJECTED_MS), response_audio_ms=400, delta_ms=100,
-                      realtime_factor=4.0)
-    async with running_sim(profile) as server:
-        target = Target(name="sim", url=f"ws://127.0.0.1:{server.port}/v1/realtime?model=m")
+    with sim_process("--first-audio-ms", str(INJECTED_MS), "--first-audio-p99-ms",
+                     str(INJECTED_MS), "--response-audio-ms", "400", "--realtime-factor",
+                     "4") as port:
+        target = Target(name="sim", url=f"ws://127.0.0.1:{port}/v1/realtime?model=m")
         store = RunStore(tmp_path, "run", {})
         await run_sessions(RunPlan(sc, [target], 10), _plans(sc), store)
     turns, errors = store.finalize("complete")

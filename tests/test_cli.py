@@ -75,3 +75,43 @@ def test_sigterm_stops_within_2s_and_keeps_completed_turns(tmp_path: Path) -> No
     turns = pd.read_parquet(tmp_path / "sig" / "turns.parquet")
     assert len(turns) == journaled >= 4
     assert (tmp_path / "sig" / "summary.csv").exists()
+
+
+def test_kill_9_then_report_recovers_every_journaled_turn(tmp_path: Path) -> None:
+    import json
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rtbench", "--sessions", "3", "--turns", "50", "--results",
+         str(tmp_path), "--run-id", "k9", "--progress", "off", "--sim-first-audio-ms", "600",
+         "--sim-first-audio-p99-ms", "600", "--sim-response-audio-ms", "200"],
+        cwd=REPO, text=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    journal = tmp_path / "k9" / "turns.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if journal.exists() and len(journal.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.1)
+    children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
+                              text=True).stdout.split()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    gone_by = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in children) and time.monotonic() < gone_by:
+        time.sleep(0.1)
+    for pid in children:  # the embedded simulator does not outlive rtbench
+        assert not Path(f"/proc/{pid}").exists(), f"simulator {pid} orphaned"
+    journaled = [json.loads(line) for line in journal.read_text().splitlines()]
+    assert len(journaled) >= 3
+    assert not (tmp_path / "k9" / "turns.parquet").exists()
+    out = rtbench("report", str(tmp_path / "k9"))
+    assert out.returncode == 0, out.stderr
+    assert "recovered an unfinished run" in out.stdout
+    turns = pd.read_parquet(tmp_path / "k9" / "turns.parquet")
+    assert len(turns) == len(journaled)
+    manifest = json.loads((tmp_path / "k9" / "manifest.json").read_text())
+    assert manifest["status"] == "recovered"
+    summary = pd.read_csv(tmp_path / "k9" / "summary.csv")
+    assert summary.loc[0, "ttfa_ms_count"] == (turns["status"] == "ok").sum()
+    assert (tmp_path / "k9" / "report.html").exists()

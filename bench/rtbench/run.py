@@ -82,12 +82,21 @@ def _target_manifest(t: Target, sessions: int) -> dict[str, Any]:
             "auth": t.auth.describe() if t.auth else None}
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM if rtbench itself dies (even by ``kill -9``), no orphan."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 @contextmanager
 def embedded_simulator(extra_args: list[str]) -> Iterator[str]:
     """Run ``rtbench serve`` in a child process (its own core) and yield its base ws:// URL."""
     cmd = [sys.executable, "-m", "rtbench", "serve", "--port", "0", *extra_args]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                            preexec_fn=_die_with_parent)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline().strip()

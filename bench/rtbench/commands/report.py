@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..recover import needs_recovery, recover
+
 HELP = "write report.html (plots embedded) for a saved run"
 
 
@@ -16,5 +18,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def handle(ns: argparse.Namespace) -> int:
     from ..report import write_report  # matplotlib is slow to import: only when asked
 
+    if needs_recovery(ns.run_dir):
+        got = recover(ns.run_dir)
+        print(f"recovered an unfinished run from its journal: {got['turns']} turns, "
+              f"{got['errors']} errors, {got['sessions']} sessions "
+              f"(lost: {', '.join(got['lost'])})")
     print(f"report: {write_report(ns.run_dir, ns.out)}")
     return 0

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from .commands import compare, gate, report, run, serve, sweep
+from .commands import compare, gate, probe, report, run, serve, sweep
 from .config import ConfigError
 from .results import ResultsError
 from .run import EXIT_CONFIG
@@ -23,6 +23,7 @@ COMMANDS: dict[str, ModuleType] = {
     "sweep": sweep,
     "compare": compare,
     "gate": gate,
+    "probe": probe,
     "report": report,
 }
 

@@ -1,0 +1,56 @@
+"""``rtbench probe``: which set-up step makes a target fail (path, auth, deployment, then a
+ladder of session configurations); prints the failing step, error codes and ``sess_…`` ids."""
+
+from __future__ import annotations
+
+import argparse
+
+import pandas as pd
+import trio
+
+from ..config import ConfigError
+from ..probe import explain, ladder, run_probe
+from ..run import EXIT_GATE_FAILED, EXIT_OK
+from ..workload import load_utterance, plan_chunks
+from . import run
+
+HELP = "find which session set-up step fails against a target (the 'error after created' case)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    run.add_arguments(p)
+    g = p.add_argument_group("probe")
+    g.add_argument("--attempts", type=int, default=3, help="fresh sessions per rung (default 3)")
+    g.add_argument("--retries", type=int, default=1,
+                   help="retries of a failed attempt before it counts as failed (default 1)")
+    g.add_argument("--probe-timeout-s", type=float, default=20.0,
+                   help="bound on one attempt (default 20)")
+    g.add_argument("--all-rungs", action="store_true",
+                   help="keep climbing after a failing rung")
+
+
+def handle(ns: argparse.Namespace) -> int:
+    if ns.attempts < 1 or ns.retries < 0:
+        raise ConfigError("--attempts must be at least 1 and --retries not negative")
+    prep = run.prepare(ns)
+    sc = prep.scenario
+    plan = plan_chunks(load_utterance(sc.audio_dir / f"{sc.utterances[0]}.wav"), sc.chunk_ms)
+    rungs = ladder(sc.session)
+    worst = EXIT_OK
+    with run.open_targets(ns, prep.extra) as targets:
+        for target in targets:
+            results = trio.run(run_probe, target, rungs, plan, ns.attempts, ns.retries,
+                               ns.probe_timeout_s, not ns.all_rungs)
+            table = pd.DataFrame([{
+                "rung": r.rung.name, "passed": r.passed,
+                "tries": len(r.tries), "fail/try": f"{r.failure_rate:.0%}",
+                "fail after retries": f"{r.failure_rate_with_retries:.0%}",
+                "errors": ", ".join(f"{c} x{n}" for c, n in r.codes().most_common()) or "-",
+                "session ids": ", ".join(r.session_ids()[:3]) or "-",
+            } for r in results])
+            print(f"probe {target.name} ({target.url.split('?')[0]}, {target.dialect}):")
+            print(table.to_string(index=False))
+            print(explain(results))
+            if not all(r.passed for r in results):
+                worst = EXIT_GATE_FAILED
+    return worst

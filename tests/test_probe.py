@@ -1,0 +1,63 @@
+"""rtbench probe: the ladder, the handshake checks, and where a failing set-up breaks."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from rtbench.config import Scenario, Target
+from rtbench.probe import explain, ladder, run_probe
+from rtbench.sim import Dist, Profile
+from rtbench.workload import load_utterance, plan_chunks
+
+from conftest import running_sim
+
+FAST = Profile(first_audio=Dist(600.0), response_audio_ms=200, realtime_factor=4.0)
+
+
+def test_ladder_adds_one_feature_per_rung(scenario: Scenario) -> None:
+    rungs = ladder(scenario.session)
+    assert [r.name for r in rungs] == ["connect", "text", "audio_out", "server_vad",
+                                       "transcription", "noise_reduction", "tools", "instructions"]
+    text, audio_out, vad = (r.session for r in rungs[1:4])
+    assert text is not None and text.output_modalities == ("text",) and text.turn_detection is None
+    assert audio_out is not None and audio_out.output_modalities == ("audio",)
+    assert vad is not None and vad.turn_detection is not None and rungs[3].audio
+    assert rungs[4].session is not None and rungs[4].session.transcription_model
+    assert rungs[6].session is not None and rungs[6].session.tools
+
+
+async def test_a_healthy_target_passes_every_rung(scenario: Scenario) -> None:
+    plan = plan_chunks(load_utterance(scenario.audio_dir / "en_timer.wav"), 20)
+    async with running_sim(FAST) as server:
+        target = Target("sim", f"ws://127.0.0.1:{server.port}/v1/realtime?model=m")
+        results = await run_probe(target, ladder(scenario.session), plan, 1, 0, 20.0)
+    assert [r.passed for r in results] == [True] * 8
+    assert "every rung passed" in explain(results)
+
+
+async def test_a_refused_handshake_stops_the_ladder_with_advice(scenario: Scenario) -> None:
+    plan = plan_chunks(load_utterance(scenario.audio_dir / "en_timer.wav"), 20)
+    async with running_sim(FAST, api_key="right") as server:
+        target = Target("sim", f"ws://127.0.0.1:{server.port}/v1/realtime?model=m",
+                        headers=(("Authorization", "Bearer wrong"),))
+        results = await run_probe(target, ladder(scenario.session), plan, 3, 2, 10.0)
+    assert len(results) == 1 and not results[0].passed
+    assert len(results[0].tries) == 1  # a refused handshake is not retried
+    text = explain(results)
+    assert "handshake fails: HTTP 401 invalid_api_key" in text and "refused" in text
+    assert "wrong" not in text
+
+
+async def test_ga_config_on_the_preview_path_fails_at_the_first_update(scenario: Scenario) -> None:
+    plan = plan_chunks(load_utterance(scenario.audio_dir / "en_timer.wav"), 20)
+    async with running_sim(FAST) as server:
+        # GA-shaped session.update sent to the Azure preview (beta) path
+        url = (f"ws://127.0.0.1:{server.port}/openai/realtime?api-version=2025-04-01-preview"
+               "&deployment=d")
+        results = await run_probe(Target("azure", url), ladder(replace(scenario.session)), plan,
+                                  2, 0, 10.0)
+    assert [r.rung.name for r in results] == ["connect", "text"]
+    assert results[0].passed and not results[1].passed
+    assert results[1].codes() == {"update:unknown_parameter": 2}
+    assert len(results[1].session_ids()) == 2
+    assert "'text'" in explain(results) and "sess_" in explain(results)

@@ -13,7 +13,7 @@ import secrets
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from importlib import metadata
@@ -34,6 +34,10 @@ from .workload import ChunkPlan, load_utterance, plan_chunks
 EXIT_OK = 0
 EXIT_CONFIG = 2
 EXIT_NOTHING_MEASURED = 3
+
+#: Runs the sessions into the store instead of this process's trio loop (``--workers``, ``--ray``:
+#: see rtbench.scale); appends to ``stopped_by`` what made the run partial.
+Runner = Callable[[RunPlan, list[ChunkPlan], RunStore, list[str]], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +102,8 @@ def embedded_simulator(extra_args: list[str]) -> Iterator[str]:
 
 def execute(plan: RunPlan, results_root: Path, run_id: str | None = None,
             extra_manifest: dict[str, Any] | None = None,
-            saturation_threshold_ms: float = saturation.DEFAULT_THRESHOLD_MS) -> RunOutcome:
+            saturation_threshold_ms: float = saturation.DEFAULT_THRESHOLD_MS,
+            runner: Runner | None = None) -> RunOutcome:
     """Validate the workload, run every session, write the run directory."""
     sc = plan.scenario
     utterances = [load_utterance(sc.audio_dir / f"{name}.wav") if not name.endswith(".wav")
@@ -120,7 +125,10 @@ def execute(plan: RunPlan, results_root: Path, run_id: str | None = None,
     store = RunStore(results_root, run_id or new_run_id(), manifest)
     stopped_by: list[str] = []
     try:
-        trio.run(_run_until_signal, plan, plans, store, stopped_by)
+        if runner is None:
+            trio.run(_run_until_signal, plan, plans, store, stopped_by)
+        else:
+            runner(plan, plans, store, stopped_by)
     finally:
         # Also on an unexpected crash: everything journaled so far is written out.
         turns, errors = store.finalize("partial" if stopped_by else "complete",

@@ -12,6 +12,7 @@ from ..engine import RunPlan
 from ..load import LoadModel
 from ..protocol import Dialect
 from ..run import embedded_simulator, execute, print_outcome
+from .distflags import add_dist_args, dist_runner
 from .simflags import add_profile_args, profile_argv
 from .targetflags import add_target_args, resolve_targets, total_sessions
 
@@ -55,6 +56,7 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
     load.add_argument("--retry-backoff", type=float, default=0.5, metavar="S",
                       help="first retry delay, doubled per attempt, jittered, capped at 8 s")
     add_target_args(run)
+    add_dist_args(run)
     add_profile_args(run, "sim-")
     for action in run._actions:
         if action.dest.startswith("sim_"):
@@ -81,6 +83,8 @@ def handle(ns: argparse.Namespace) -> int:
     dialect = Dialect(ns.dialect)
     extra: dict[str, object] = {}
     targets = resolve_targets(ns)
+    n = ns.sessions if targets is None else total_sessions(ns, len(targets))
+    runner = dist_runner(ns, n)
     if targets is None:
         model = ns.model or "sim-realtime"
         sim_args = profile_argv(ns)
@@ -92,12 +96,11 @@ def handle(ns: argparse.Namespace) -> int:
                             region=ns.region or "local", model=model)
             plan = RunPlan(scenario, [target], ns.sessions, load_model(ns, ns.sessions),
                            seed=ns.seed)
-            outcome = execute(plan, ns.results, ns.run_id,
-                              extra, ns.saturation_threshold_ms)
+            outcome = execute(plan, ns.results, ns.run_id, extra, ns.saturation_threshold_ms,
+                              runner)
     else:
-        n = total_sessions(ns, len(targets))
         plan = RunPlan(scenario, targets, n, load_model(ns, n), ns.interleave, ns.seed)
         outcome = execute(plan, ns.results, ns.run_id, {"interleave": ns.interleave, "seed": ns.seed},
-                          ns.saturation_threshold_ms)
+                          ns.saturation_threshold_ms, runner)
     print_outcome(outcome)
     return outcome.exit_code

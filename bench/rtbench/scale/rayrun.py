@@ -155,13 +155,16 @@ def connect(address: str) -> tuple[Any, bool]:
     if ray.is_initialized():
         return ray, False
     try:
-        ray.init(address=None if address == "local" else address)
+        if address == "local":
+            ray.init(include_dashboard=False)
+        else:
+            ray.init(address=address)
     except ConnectionError as exc:
         raise ConfigError(f"cannot connect to Ray at {address}: {exc}") from None
     return ray, True
 
 
-def ray_runner(address: str, count: int | None) -> Runner:
+def ray_runner(address: str, count: int | None, progress_s: float = PROGRESS_S) -> Runner:
     """A :data:`rtbench.run.Runner` that drives ``count`` shards as Ray actors (default: one per
     CPU of the cluster, at most one per session)."""
     from .driver import drive
@@ -172,7 +175,7 @@ def ray_runner(address: str, count: int | None) -> Runner:
             n = count or max(1, int(ray.cluster_resources().get("CPU", 1)))
             n = min(n, plan.model.sessions)
             drive(RayPool(ray, store.dir / WORKERS_DIR), n, plan, plans, store, stopped_by,
-                  lead_s=RAY_LEAD_S, ready_timeout_s=READY_TIMEOUT_S, progress_s=PROGRESS_S)
+                  lead_s=RAY_LEAD_S, ready_timeout_s=READY_TIMEOUT_S, progress_s=progress_s)
         finally:
             if started:
                 ray.shutdown()

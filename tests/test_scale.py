@@ -234,3 +234,17 @@ def test_workers_flag_is_checked_before_anything_starts(tmp_path: Path) -> None:
     proc = rtbench("--sessions", "2", "--workers", "3", "--results", str(tmp_path))
     assert proc.returncode == 2 and "--workers must be between 1 and" in proc.stderr
     assert not any(tmp_path.iterdir())
+
+
+def test_open_model_workers_keep_the_whole_arrival_schedule(tmp_path: Path) -> None:
+    sc = quick_scenario(tmp_path, turns=1)
+    proc = rtbench("--load", "open", "--rate", "10", "--total-sessions", "6", "--sessions", "6",
+                   "--workers", "2", "--scenario", str(sc), "--results", str(tmp_path),
+                   "--run-id", "open", *QUICK_SIM)
+    assert proc.returncode == 0, proc.stderr
+    sessions = pd.read_parquet(tmp_path / "open" / "sessions.parquet")
+    assert sorted(sessions["intended_start_s"]) == pytest.approx([k / 10 for k in range(6)],
+                                                                 abs=1e-9)
+    assert (sessions["slot"] % 2 == sessions["session_idx"] % 2).all()   # arrival k -> worker k % 2
+    assert sorted(sessions["session_idx"]) == list(range(6)) and (sessions["status"] == "ok").all()
+    assert (sessions["start_lag_ms"] < 100).all()   # each shard's clock starts at the common start

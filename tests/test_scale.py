@@ -248,3 +248,30 @@ def test_open_model_workers_keep_the_whole_arrival_schedule(tmp_path: Path) -> N
     assert (sessions["slot"] % 2 == sessions["session_idx"] % 2).all()   # arrival k -> worker k % 2
     assert sorted(sessions["session_idx"]) == list(range(6)) and (sessions["status"] == "ok").all()
     assert (sessions["start_lag_ms"] < 100).all()   # each shard's clock starts at the common start
+
+
+def test_merge_keeps_complete_rows_and_skips_failed_shards(tmp_path: Path) -> None:
+    from rtbench.records import TurnRecord
+    from rtbench.results import RunStore, load_tables
+    from rtbench.scale.merge import JOURNALS, ShardResult, merge_into
+    from rtbench.scale.shardrun import ShardReport
+
+    def turn(idx: int) -> bytes:
+        rec = TurnRecord(target="t", region="r", model="m", session_idx=idx, session_id=None,
+                         turn_idx=0, utterance="u", status="ok", ttfa_ms=10.0)
+        return json.dumps(rec.as_dict()).encode() + b"\n"
+
+    rec = Recorder()
+    rec.record_ms("t", "ttfa_ms", 10.0)
+    rec.record_ms("t", "ttfa_ms", 10.0)
+    ok = ShardResult(ShardReport(0, "complete"), dict.fromkeys(JOURNALS, b""), rec.encoded())
+    ok.journals["turns.jsonl"] = turn(0) + turn(2) + b'{"target": "t", "regi'  # cut by a crash
+    dead = ShardResult(ShardReport(1, "failed", message="killed by SIGKILL"),
+                       dict.fromkeys(JOURNALS, b""), None)
+    dead.journals["turns.jsonl"] = turn(1)
+    store = RunStore(tmp_path, "run", {})
+    merge_into(store, [dead, ok])
+    turns, _ = store.finalize("partial")
+    assert list(turns["session_idx"]) == [0, 2]
+    assert len(load_tables(store.dir)[0]) == 2
+    assert store.recorder.series("t", "ttfa_ms").histogram.get_total_count() == 2

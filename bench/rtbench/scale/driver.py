@@ -30,6 +30,7 @@ from .shardrun import ShardSpec
 POLL_S = 0.02
 #: A failed shard makes the run ``partial``; ``stopped_by`` then says why (unless a signal did).
 SHARD_FAILURE = "shard_failure"
+STARTUP_FAILURE = "startup_failure"
 
 
 class ShardPool(Protocol):
@@ -97,14 +98,17 @@ def drive(pool: ShardPool, count: int, plan: RunPlan, plans: Sequence[ChunkPlan]
     start_wall: float | None = None
     with _stop_on_signals(stopped_by) as pending:
         try:
-            pool.launch(specs)
-            deadline = time.monotonic() + ready_timeout_s
-            while not pool.ready() and not pending:
-                if time.monotonic() > deadline:
-                    stopped_by.append("startup_failure")
-                    raise ConfigError(f"{count} {pool.noun}s were not ready after "
-                                      f"{ready_timeout_s:g} s (each needs a free CPU)")
-                time.sleep(POLL_S)
+            try:
+                pool.launch(specs)
+                deadline = time.monotonic() + ready_timeout_s
+                while not pool.ready() and not pending:
+                    if time.monotonic() > deadline:
+                        raise ConfigError(f"{count} {pool.noun}s were not ready after "
+                                          f"{ready_timeout_s:g} s (each needs a free CPU)")
+                    time.sleep(POLL_S)
+            except ConfigError:
+                stopped_by.append(STARTUP_FAILURE)  # the run directory is then ``partial``
+                raise
             start_wall = syncstart.pick_start(lead_s)
             pool.start(start_wall)
             forwarded = 0

@@ -22,6 +22,7 @@ from .load import LoadModel, backoff_s, closed_start_offsets, open_arrival_offse
 from .metrics import Recorder
 from .records import SessionRecord
 from .session import ClientSession, Sink
+from .shard import Shard
 from .workload import ChunkPlan, silence_frame
 
 GENERATOR = "_generator"     # pseudo-target under which the generator's own health is recorded
@@ -57,6 +58,7 @@ class RunPlan:
     load: LoadModel | None = None
     interleave: str = "rr"
     seed: int = 0
+    shard: Shard = field(default_factory=Shard)  # the part of the run this process drives (see shard.py)
     _order: tuple[int, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -110,7 +112,8 @@ class _Runner:
         async with trio.open_nursery() as nursery:
             if model.kind == "closed":
                 for slot, offset in enumerate(closed_start_offsets(model)):
-                    nursery.start_soon(self._slot, slot, self.t0 + offset, stop_at)
+                    if self.plan.shard.owns(slot):
+                        nursery.start_soon(self._slot, slot, self.t0 + offset, stop_at)
             else:
                 nursery.start_soon(self._arrivals, nursery)
 
@@ -125,10 +128,13 @@ class _Runner:
                 return
 
     async def _arrivals(self, nursery: trio.Nursery) -> None:
+        cap = self.plan.shard.share(self.model.sessions)
         for k, offset in enumerate(open_arrival_offsets(self.model)):
+            if not self.plan.shard.owns(k):
+                continue
             intended = self.t0 + offset
             await trio.sleep_until(intended)
-            if self.in_flight >= self.model.sessions:
+            if self.in_flight >= cap:
                 self._dropped(k, intended)
                 continue
             nursery.start_soon(self._attempts, k, intended, None)
@@ -147,7 +153,7 @@ class _Runner:
         self.in_flight += 1
         try:
             for attempt in range(self.model.retries + 1):
-                idx = self.next_idx
+                idx = self.plan.shard.session_idx(self.next_idx)
                 self.next_idx += 1
                 session = ClientSession(idx, self.plan.target_of(slot), self.plan.scenario,
                                         self.plans, self.silence, self.sink, self.t0,

@@ -93,6 +93,14 @@ def hlog_watcher(interval_s: float = INTERVAL_S) -> Watcher:
     return watch
 
 
+def write_whole_run(run_dir: Path, recorder: Recorder, start_epoch_s: float,
+                    duration_s: float) -> None:
+    """One interval covering the whole run: for scale-out runs, whose histograms exist in this
+    process only once the shards are merged (the interval boundaries lived in the workers)."""
+    with open(run_dir / HLOG, "w", encoding="utf-8") as out:
+        IntervalLog(out, recorder, start_epoch_s).tick(duration_s)
+
+
 def read_hlog(path: Path) -> list[HdrHistogram]:
     """Every interval of a log (tags on ``get_tag()``), with hdrh's standard reader."""
     from hdrh.log import HistogramLogReader

@@ -14,6 +14,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -40,6 +41,10 @@ EXIT_GATE_FAILED = 4
 
 #: Started beside the sessions with the store and live counters (see ``engine.Monitor``).
 Watcher = Callable[[RunStore, RunProgress, trio.CancelScope], Awaitable[None]]
+
+#: Runs the sessions into the store instead of this process's trio loop (``--workers``, ``--ray``:
+#: see rtbench.scale); appends to ``stopped_by`` what made the run partial.
+Runner = Callable[[RunPlan, list[ChunkPlan], RunStore, list[str]], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +119,8 @@ def embedded_simulator(extra_args: list[str]) -> Iterator[str]:
 def execute(plan: RunPlan, results_root: Path, run_id: str | None = None,
             extra_manifest: dict[str, Any] | None = None,
             saturation_threshold_ms: float = saturation.DEFAULT_THRESHOLD_MS,
-            watchers: Sequence[Watcher] = ()) -> RunOutcome:
+            watchers: Sequence[Watcher] = (),
+            runner: Runner | None = None) -> RunOutcome:
     """Validate the workload, run every session, write the run directory."""
     sc = plan.scenario
     utterances = [load_utterance(sc.audio_dir / f"{name}.wav") if not name.endswith(".wav")
@@ -138,7 +144,14 @@ def execute(plan: RunPlan, results_root: Path, run_id: str | None = None,
     progress = RunProgress()
     monitors = [functools.partial(w, store, progress) for w in watchers]
     try:
-        trio.run(_run_until_signal, plan, plans, store, stopped_by, progress, monitors)
+        if runner is None:
+            trio.run(_run_until_signal, plan, plans, store, stopped_by, progress, monitors)
+        else:  # shards in other processes; live watchers need this process's loop: not run
+            from .hlog import write_whole_run  # hlog builds on this module's Watcher type
+
+            started, t0 = time.time(), time.monotonic()
+            runner(plan, plans, store, stopped_by)
+            write_whole_run(store.dir, store.recorder, started, time.monotonic() - t0)
     finally:
         # Also on an unexpected crash: everything journaled so far is written out.
         status = "partial" if stopped_by else (

@@ -18,6 +18,7 @@ from ..load import LoadModel
 from ..protocol import Dialect
 from ..run import RunOutcome, Watcher, embedded_simulator, execute, print_outcome
 from ..verdict import JUNIT, SUMMARY_JSON, GateConfig, format_verdicts, judge, write_outputs
+from .distflags import add_dist_args, dist_runner
 from .gateflags import add_gate_args, budget_texts, gate_config
 from .simflags import add_profile_args, profile_argv
 from .targetflags import add_target_args, resolve_targets, total_sessions
@@ -73,6 +74,7 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
     g.add_argument("--no-report", action="store_true", help="do not write report.html")
     g.add_argument("--hlog-interval-s", type=float, default=5.0,
                    help="interval of the HdrHistogram log intervals.hlog (default 5)")
+    add_dist_args(run)
     add_profile_args(run, "sim-")
     for action in run._actions:
         if action.dest.startswith("sim_"):
@@ -144,8 +146,9 @@ def plan_for(ns: argparse.Namespace, scenario: Scenario, targets: list[Target],
 def handle(ns: argparse.Namespace) -> int:
     prep = prepare(ns)
     with open_targets(ns, prep.extra) as targets:
-        outcome = execute(plan_for(ns, prep.scenario, targets), ns.results, ns.run_id,
-                          prep.extra, ns.saturation_threshold_ms, prep.watchers)
+        plan = plan_for(ns, prep.scenario, targets)
+        outcome = execute(plan, ns.results, ns.run_id, prep.extra, ns.saturation_threshold_ms,
+                          prep.watchers, dist_runner(ns, plan.sessions))
     return finish(outcome, prep.gate_cfg, ns)
 
 

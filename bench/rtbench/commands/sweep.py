@@ -14,6 +14,7 @@ from ..run import EXIT_GATE_FAILED, EXIT_OK, execute, new_run_id
 from ..sweep import Search, SweepSettings
 from ..verdict import judge
 from . import run
+from .distflags import dist_runner
 
 HELP = "find the largest load that keeps the budgets (step up, then bisect)"
 
@@ -44,7 +45,8 @@ def handle(ns: argparse.Namespace) -> int:
             plan = (run.plan_for(ns, prep.scenario, targets, sessions=level) if ns.over == "sessions"
                     else run.plan_for(ns, prep.scenario, targets, rate=float(level)))
             outcome = execute(plan, root, f"{ns.over}-{level:05d}", prep.extra,
-                              ns.saturation_threshold_ms, prep.watchers)
+                              ns.saturation_threshold_ms, prep.watchers,
+                              dist_runner(ns, plan.sessions))
             result = judge(outcome.run_dir, prep.gate_cfg)
             passed = result.passed and result.measured > 0
             failed = [v.message for v in result.verdicts if not v.passed]

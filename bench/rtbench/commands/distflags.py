@@ -1,0 +1,41 @@
+"""Scale-out flags of ``rtbench run``: ``--workers N`` local processes, ``--ray ADDRESS``.
+
+Kept apart from ``commands/run.py`` like the target flags; turns the flags into a
+:data:`~rtbench.run.Runner` (or None: this process drives every session itself).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ..config import ConfigError
+from ..run import Runner
+
+
+def add_dist_args(run: argparse.ArgumentParser) -> None:
+    g = run.add_argument_group("scale-out (README: Scaling out)")
+    g.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="split the sessions over N local worker processes (default 1: this "
+                        "process); with --ray: N shards (default one per cluster CPU)")
+    g.add_argument("--ray", default=None, metavar="ADDRESS",
+                   help="run the shards as Ray actors spread over a cluster: auto (the running "
+                        "cluster), ray://HOST:10001 (Ray Client) or local (start Ray here); "
+                        "needs pip install 'rtbench[ray]'")
+
+
+def dist_runner(ns: argparse.Namespace, sessions: int) -> Runner | None:
+    """The runner the flags ask for; ``sessions`` is the run's concurrency (or cap)."""
+    workers = ns.workers
+    if workers is not None and not 1 <= workers <= sessions:
+        raise ConfigError(f"--workers must be between 1 and the number of sessions ({sessions}), "
+                          f"got {workers}")
+    if ns.ray is not None:
+        from ..scale.rayrun import import_ray, ray_runner
+
+        import_ray()  # fail before anything starts when Ray is not installed
+        return ray_runner(ns.ray, workers)
+    if workers is None or workers == 1:
+        return None
+    from ..scale.workers import local_runner
+
+    return local_runner(workers)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -10,7 +10,10 @@ import pytest
 import trio
 
 from rtbench.config import Scenario, load_scenario
+from rtbench.protocol import Connection, Event, Role
 from rtbench.sim import Profile, SimConfig, SimServer
+
+from referee import Referee
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SCENARIO = REPO / "workloads" / "default.toml"
@@ -34,3 +37,31 @@ async def running_sim(profile: Profile, **kw: object) -> AsyncIterator[SimServer
 @pytest.fixture
 def sim() -> Callable[..., object]:
     return running_sim
+
+
+REFEREE = Referee()
+
+
+@pytest.fixture(autouse=True)
+def referee(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Referee]:
+    """Every event a simulator in this process sends is validated with the openai SDK models.
+
+    Wraps the sans-IO ``Connection.send`` (server role), so in-process servers, threads and
+    the sans-IO driver are all covered; frames sent raw on purpose (malformed JSON) are not.
+    """
+    if request.node.get_closest_marker("toy_server_events"):
+        yield REFEREE  # the test sends hand-made server events, not the simulator's
+        return
+    original = Connection.send
+
+    def send(self: Connection, event: Event) -> str | None:
+        text = original(self, event)
+        if text is not None and self.role is Role.SERVER:
+            REFEREE.observe(self.dialect, text)
+        return text
+
+    monkeypatch.setattr(Connection, "send", send)
+    yield REFEREE
+    failures = REFEREE.check()
+    assert not failures, "simulator sent events the openai SDK rejects:\n" + "\n".join(
+        failures[:20])

@@ -98,6 +98,7 @@ class ClientSession:
         self._session_updated = trio.Event()
         self._turn_done = trio.Event()
         self._ended: str | None = None
+        self._close_code: str | None = None
         self._turn_lateness_ms = 0.0
 
     # -- recording -------------------------------------------------------------------------
@@ -167,6 +168,8 @@ class ClientSession:
             raise SessionEnded
 
     async def _turn(self, turn_idx: int) -> None:
+        if self._ended is not None:  # closed during the pause after the previous turn
+            raise SessionEnded
         sc = self.scenario
         plan = self.plans[(self.idx + turn_idx) % len(self.plans)]
         t_start = trio.current_time()
@@ -186,6 +189,9 @@ class ClientSession:
             await self._turn_done.wait()
         rec = tracker.finalize(timed_out=scope.cancelled_caught and self._ended is None)
         rec.send_lateness_max_ms = self._turn_lateness_ms
+        if rec.status == "error" and self._close_code is not None and tracker.t_done is None \
+                and tracker.error is None:
+            rec.error_code = f"close_{self._close_code}"  # the connection went mid-turn
         if rec.status == "timeout":
             self._error("turn", "timeout", "turn_timeout",
                         f"no response.done within {sc.turn_timeout_s:g} s")
@@ -278,6 +284,7 @@ class ClientSession:
             return
         reason = exc.reason
         code = str(reason.code) if reason is not None else None
+        self._close_code = code
         message = (reason.reason or reason.name) if reason is not None else "closed"
         self._error(self._phase(), "close", code, f"connection closed: {message}")
         self._end("closed")

@@ -10,7 +10,7 @@ from ..config import ConfigError, Target, load_scenario
 from ..engine import RunPlan
 from ..protocol import Dialect
 from ..run import embedded_simulator, execute, print_outcome
-from .simflags import add_profile_args, profile_argv
+from .simflags import add_profile_args, sim_argv, simulator_from
 
 HELP = "run a benchmark (the default command)"
 
@@ -31,9 +31,6 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
                      help="results root directory (default ./results)")
     run.add_argument("--run-id", default=None, help="run directory name (default: time + random)")
     add_profile_args(run, "sim-")
-    for action in run._actions:
-        if action.dest.startswith("sim_"):
-            action.default = None
 
 
 def handle(ns: argparse.Namespace) -> int:
@@ -52,7 +49,8 @@ def handle(ns: argparse.Namespace) -> int:
     extra: dict[str, object] = {}
     if ns.url is None:
         model = ns.model or "sim-realtime"
-        sim_args = profile_argv(ns)
+        simulator_from(ns, "sim_")  # fail here, with one line, on a bad profile or plan
+        sim_args = sim_argv(ns)
         extra["simulator"] = {"embedded": True, "args": sim_args}
         with embedded_simulator(sim_args) as base:
             path = ("/openai/realtime?api-version=2025-04-01-preview&deployment=" + model

@@ -122,7 +122,7 @@ class SimSession:
         self.responses_started = 0
         self.session_id = new_id("sess")
         self.conversation_id = new_id("conv")
-        self.config = SessionConfig(model=model)
+        self.config = SessionConfig(model=payloads.reported_model(model, dialect))
         self._vad = self._make_vad()
         self._queue: list[_Pending] = []
         self._seq = itertools.count()
@@ -404,9 +404,7 @@ class SimSession:
                    part={"type": part_type, "transcript": ""} if audio else
                    {"type": "text", "text": ""})
         # First audio: from the arrival of the end of speech, never before the decision.
-        latency = prof.first_audio.sample(self.rng)
-        over = max(0, self.load() - prof.knee_sessions) if prof.knee_sessions else 0
-        latency += over * prof.per_session_over_knee_ms
+        latency = prof.first_audio.sample(self.rng) + prof.load_penalty_ms(self.load())
         first = max(at, (anchor if anchor is not None else at) + latency / 1000.0)
         words = prof.transcript.split(" ")
         n_deltas = max(1, -(-prof.response_audio_ms // prof.delta_ms))

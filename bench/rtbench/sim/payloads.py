@@ -9,6 +9,20 @@ from typing import Any
 from ..protocol import Dialect, ErrorInfo, SessionConfig, session_to_wire
 from ..protocol.session_config import AUDIO_FORMATS_GA
 
+#: ``session.model`` values the beta protocol knows (the beta SDK validates against this list).
+BETA_MODELS = ("gpt-realtime", "gpt-realtime-2025-08-28", "gpt-4o-realtime-preview",
+               "gpt-4o-realtime-preview-2024-10-01", "gpt-4o-realtime-preview-2024-12-17",
+               "gpt-4o-realtime-preview-2025-06-03", "gpt-4o-mini-realtime-preview",
+               "gpt-4o-mini-realtime-preview-2024-12-17")
+
+
+def reported_model(requested: str, dialect: Dialect) -> str:
+    """The model a session reports. Azure names *deployments* freely but reports the model
+    behind them; a beta session therefore shows a beta model name whatever the deployment."""
+    if dialect is Dialect.GA or requested in BETA_MODELS:
+        return requested
+    return "gpt-4o-mini-realtime-preview-2024-12-17"
+
 
 def session_object(
     cfg: SessionConfig, dialect: Dialect, session_id: str, expires_at: int

@@ -64,6 +64,7 @@ def test_serve_injects_from_flags_and_writes_its_stats_file(tmp_path: Path) -> N
         serve.wait(timeout=10)
     counts = json.loads(stats.read_text())
     assert counts["injected"] == {"handshake_403": 2} and counts["sessions"] == 2
+    assert counts["fault_plan"] == [{"kind": "handshake_403", "every": 2}]
     assert counts["send_lateness_ms"]["count"] > 0
     errors = pd.read_parquet(tmp_path / "r" / "errors.parquet")
     assert list(errors["code"]) == ["model_not_found"] * 2

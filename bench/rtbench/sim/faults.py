@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import random
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -227,10 +227,6 @@ class Injector:
         """The fault for a response starting now, if any (first matching rule)."""
         found = self._decide(Scope.RESPONSE, session, response_in_session)
         return found[0] if found else None
-
-
-def kinds(rules: Iterable[FaultRule]) -> list[str]:
-    return [r.kind for r in rules]
 
 
 def describe(plan: FaultPlan) -> list[dict[str, Any]]:

@@ -22,7 +22,7 @@ import trio_websocket
 from ..protocol import Connection, Dialect, ProtocolViolation, Role
 from . import payloads
 from .behaviour import Close, Injected, Raw, SimSession
-from .faults import FaultPlan, Injector
+from .faults import FaultPlan, Injector, describe
 from .profile import Profile
 from .stats import SimStats
 
@@ -132,7 +132,7 @@ class SimServer:
         self.config = config
         self.rng = random.Random(config.seed)
         self.injector = Injector(config.faults)
-        self.stats = SimStats()
+        self.stats = SimStats(plan=describe(config.faults))
         self.port: int | None = None
 
     @property

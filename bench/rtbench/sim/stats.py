@@ -28,6 +28,7 @@ class SimStats:
     active: int = 0
     active_max: int = 0
     lateness: HdrHistogram = field(default_factory=lambda: HdrHistogram(1, _LATENESS_MAX_US, 3))
+    plan: list[dict[str, Any]] = field(default_factory=list)  # the fault plan, for the record
 
     def count(self, key: str) -> None:
         self.counters[key] += 1
@@ -61,6 +62,7 @@ class SimStats:
             "injected": dict(sorted(self.injected.items())),
             "injected_by_session": {k: dict(v) for k, v in self.by_session.items()},
             "send_lateness_ms": lateness,
+            "fault_plan": self.plan,
         }
 
     def write(self, path: Path) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -17,7 +17,8 @@ from rtbench.protocol import (
     SessionConfig,
     session_to_wire,
 )
-from rtbench.sim import Close, Profile, SimSession
+from rtbench.sim import Close, FaultRule, Profile, SimSession
+from rtbench.sim.behaviour import Injected, Raw
 
 
 def tone(ms: int) -> np.ndarray:
@@ -32,14 +33,21 @@ def append(pcm: np.ndarray) -> Event:
 class Driver:
     """Feeds client events at given times and collects (time, wire text) of what is sent."""
 
-    def __init__(self, dialect: Dialect, profile: Profile, model: str = "gpt-realtime") -> None:
-        self.sim = SimSession(dialect, profile, model=model)
+    def __init__(self, dialect: Dialect, profile: Profile, model: str = "gpt-realtime", *,
+                 faults: Sequence[FaultRule] = (),
+                 response_fault: Callable[[int], FaultRule | None] = lambda n: None,
+                 azure: bool = False, start: bool = True) -> None:
+        self.sim = SimSession(dialect, profile, model=model, faults=faults,
+                              response_fault=response_fault, azure=azure)
         self.conn = Connection(Role.SERVER, dialect)
         self.now = 0.0
         self.sent: list[tuple[float, str]] = []
+        self.raw: list[str] = []          # frames sent as is (malformed on purpose)
+        self.injected: list[str] = []     # fault kinds the behaviour reported as applied
         self.closed: Close | None = None
-        self.sim.start(0.0, 1_700_000_000.0)
-        self.advance(0.0)
+        if start:
+            self.sim.start(0.0, 1_700_000_000.0)
+            self.advance(0.0)
 
     def advance(self, to: float) -> None:
         while True:
@@ -51,6 +59,12 @@ class Driver:
                 if isinstance(out, Close):
                     self.closed = out
                     return
+                if isinstance(out, Injected):
+                    self.injected.append(out.kind)
+                    continue
+                if isinstance(out, Raw):
+                    self.raw.append(out.text)
+                    continue
                 text = self.conn.send(out)
                 if text is not None:
                     self.sent.append((self.now, text))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -115,3 +116,53 @@ def test_kill_9_then_report_recovers_every_journaled_turn(tmp_path: Path) -> Non
     summary = pd.read_csv(tmp_path / "k9" / "summary.csv")
     assert summary.loc[0, "ttfa_ms_count"] == (turns["status"] == "ok").sum()
     assert (tmp_path / "k9" / "report.html").exists()
+
+
+def test_serve_injects_from_flags_and_writes_its_stats_file(tmp_path: Path) -> None:
+    stats = tmp_path / "stats.json"
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "rtbench", "serve", "--port", "0", "--stats-file", str(stats),
+         "--fault", "handshake_403=every:2", "--first-audio-ms", "300"],
+        cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert serve.stdout is not None
+        line = serve.stdout.readline().strip()
+        assert line.startswith("listening on 127.0.0.1:"), line
+        url = "ws://" + line.removeprefix("listening on ") + "/v1/realtime?model=gpt-realtime"
+        proc = rtbench("--url", url, "--sessions", "4", "--turns", "1", "--results",
+                       str(tmp_path), "--run-id", "r")
+        assert proc.returncode == 0, proc.stderr
+    finally:
+        serve.terminate()
+        serve.wait(timeout=10)
+    counts = json.loads(stats.read_text())
+    assert counts["injected"] == {"handshake_403": 2} and counts["sessions"] == 2
+    assert counts["fault_plan"] == [{"kind": "handshake_403", "every": 2}]
+    assert counts["send_lateness_ms"]["count"] > 0
+    errors = pd.read_parquet(tmp_path / "r" / "errors.parquet")
+    assert list(errors["code"]) == ["model_not_found"] * 2
+
+
+def test_run_forwards_a_fault_plan_with_a_profile_to_the_embedded_simulator(
+        tmp_path: Path) -> None:
+    plan = tmp_path / "plan.toml"
+    plan.write_text('[[fault]]\nkind = "response_failed_insufficient_quota"\nsessions = [2]\n'
+                    '[profile]\nfirst_audio_ms = 800\n')
+    stats = tmp_path / "stats.json"
+    proc = rtbench("--sessions", "3", "--turns", "1", "--results", str(tmp_path), "--run-id", "r",
+                   "--sim-faults", str(plan), "--sim-stats-file", str(stats))
+    assert proc.returncode == 0, proc.stderr
+    turns = pd.read_parquet(tmp_path / "r" / "turns.parquet")
+    ok = turns[turns["status"] == "ok"]
+    assert len(ok) == 2 and (ok["ttfa_ms"] - 800).abs().max() < 5  # > the 500 ms VAD window
+    errors = pd.read_parquet(tmp_path / "r" / "errors.parquet")
+    assert list(errors["code"]) == ["insufficient_quota"]
+    assert json.loads(stats.read_text())["injected"] == {"response_failed_insufficient_quota": 1}
+
+
+def test_bad_fault_plan_is_a_one_line_config_error(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.toml"
+    plan.write_text('[[fault]]\nkind = "meltdown"\nevery = 1\n')
+    proc = rtbench("--sim-faults", str(plan), "--results", str(tmp_path))
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
+    assert "unknown fault kind 'meltdown'" in proc.stderr

@@ -71,6 +71,7 @@ def test_bad_frames_raise_protocol_violation(frame: str | bytes, kind: str) -> N
     assert info.value.kind == kind
 
 
+@pytest.mark.toy_server_events
 def test_connection_roles_check_direction_and_stamp_event_ids() -> None:
     client = Connection(Role.CLIENT, Dialect.GA)
     server = Connection(Role.SERVER, Dialect.GA)

@@ -48,7 +48,7 @@ def test_sweep_finds_the_simulators_configured_knee(tmp_path: Path) -> None:
          "--run-id", "sw", "--progress", "off", "--no-report",
          "--saturation-threshold-ms", "100",  # this test is about the knee; the stop is unit-tested
          "--sim-first-audio-ms", "300", "--sim-first-audio-p99-ms", "300",
-         "--sim-knee-sessions", "6", "--sim-over-knee-ms", "100",
+         "--sim-knee-sessions", "6", "--sim-per-session-over-knee-ms", "100",
          "--sim-response-audio-ms", "200"],
         cwd=REPO, text=True, capture_output=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr

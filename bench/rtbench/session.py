@@ -160,6 +160,7 @@ class ClientSession:
         self.end_code: str | None = None  # first non-benign error
         self.end_severity: str | None = None
         self.progress = progress
+        self._close_code: str | None = None
 
     # -- recording -------------------------------------------------------------------------
 
@@ -307,6 +308,9 @@ class ClientSession:
                     await turn.truncated.wait()  # conversation.item.truncated follows the cancel
         rec = tracker.finalize(timed_out=scope.cancelled_caught and self._ended is None)
         rec.send_lateness_max_ms = turn.lateness_ms
+        if rec.status == "error" and self._close_code is not None and tracker.t_done is None \
+                and tracker.error is None:
+            rec.error_code = f"close_{self._close_code}"  # the connection went mid-turn
         if rec.status == "timeout":
             self._error("turn", "timeout", "turn_timeout",
                         f"no response.done within {sc.turn_timeout_s:g} s")
@@ -467,6 +471,7 @@ class ClientSession:
             return
         reason = exc.reason
         code = str(reason.code) if reason is not None else None
+        self._close_code = code
         message = (reason.reason or reason.name) if reason is not None else "closed"
         self._error(self._phase(), "close", code, f"connection closed: {message}")
         self._end("closed")

@@ -20,7 +20,7 @@ from ..run import RunOutcome, Watcher, embedded_simulator, execute, print_outcom
 from ..verdict import JUNIT, SUMMARY_JSON, GateConfig, format_verdicts, judge, write_outputs
 from .distflags import add_dist_args, dist_runner
 from .gateflags import add_gate_args, budget_texts, gate_config
-from .simflags import add_profile_args, profile_argv
+from .simflags import add_profile_args, sim_argv, simulator_from
 from .targetflags import add_target_args, resolve_targets, total_sessions
 
 HELP = "run a benchmark (the default command)"
@@ -76,9 +76,6 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
                    help="interval of the HdrHistogram log intervals.hlog (default 5)")
     add_dist_args(run)
     add_profile_args(run, "sim-")
-    for action in run._actions:
-        if action.dest.startswith("sim_"):
-            action.default = None
 
 
 def load_model(ns: argparse.Namespace, sessions: int) -> LoadModel:
@@ -124,7 +121,8 @@ def open_targets(ns: argparse.Namespace, extra: dict[str, object]) -> Iterator[l
         return
     dialect = Dialect(ns.dialect)
     model = ns.model or "sim-realtime"
-    sim_args = profile_argv(ns)
+    simulator_from(ns, "sim_")  # fail here, with one line, on a bad profile or fault plan
+    sim_args = sim_argv(ns)
     extra["simulator"] = {"embedded": True, "args": sim_args}
     with embedded_simulator(sim_args) as base:
         path = ("/openai/realtime?api-version=2025-04-01-preview&deployment=" + model

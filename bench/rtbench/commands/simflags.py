@@ -1,69 +1,126 @@
-"""Simulator latency flags, shared by ``rtbench serve`` and the embedded simulator of ``run``."""
+"""Simulator flags, shared by ``rtbench serve`` and the embedded simulator of ``run``.
+
+``serve`` takes them bare (``--first-audio-ms``), ``run`` with a ``sim-`` prefix and forwards
+the ones given to its child ``rtbench serve`` (:func:`sim_argv`). Precedence: built-in defaults,
+then the profile file (``--profile``, or a ``[profile]`` table in the fault-plan file), then
+explicit flags.
+"""
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 from ..config import ConfigError
-from ..sim import Dist, Profile
+from ..sim import Dist, FaultPlan, FaultPlanError, Profile
+from ..sim.faults import load_document, merge, plan_from_document, rule_from_flag
+from ..sim.profile import ProfileError, profile_from_document
+
+#: Latency/shape flags: dest -> (type, help). Defaults are None so that "not given" is visible.
+PROFILE_FLAGS: dict[str, tuple[type, str]] = {
+    "first_audio_ms": (float, "first audio delta after the end of speech arrived (default 700)"),
+    "first_audio_p99_ms": (float, "p99 of first audio (default: 2x the median; equal = constant)"),
+    "vad_delay_ms": (float, "extra delay of speech_stopped after the silence window (default 0)"),
+    "handshake_ms": (float, "delay before accepting the WebSocket upgrade (default 0)"),
+    "response_audio_ms": (int, "audio per response (default 1500)"),
+    "delta_ms": (int, "audio per delta (default 100)"),
+    "realtime_factor": (float, "output audio is produced at this multiple of real time "
+                               "(default 2)"),
+    "session_max_s": (float, "session expiry (default 3600)"),
+    "knee_sessions": (int, "capacity knee: concurrent sessions before first audio slows "
+                           "(default 0 = none)"),
+    "per_session_over_knee_ms": (float, "first-audio delay added per session above the knee "
+                                        "(default 0)"),
+}
+#: Files and fault flags, forwarded the same way.
+FILE_FLAGS: dict[str, tuple[type, str]] = {
+    "profile": (Path, "TOML latency profile: [profile] or [profiles.<name>] tables"),
+    "profile_name": (str, "which [profiles.<name>] of --profile to use"),
+    "faults": (Path, "TOML fault plan ([[fault]] tables, optional seed and [profile])"),
+    "stats_file": (Path, "write the simulator's counts (JSON) here, every second and at exit"),
+}
 
 
 def add_profile_args(p: argparse.ArgumentParser, prefix: str = "") -> None:
     g = p.add_argument_group("simulated latency (ms; median and p99 of a lognormal)")
-    g.add_argument(f"--{prefix}first-audio-ms", type=float, default=700.0,
-                   help="first audio delta after the end of speech arrived (default 700)")
-    g.add_argument(f"--{prefix}first-audio-p99-ms", type=float, default=None,
-                   help="p99 of first audio (default: 2x the median; equal = constant)")
-    g.add_argument(f"--{prefix}vad-delay-ms", type=float, default=0.0,
-                   help="extra delay of speech_stopped after the silence window (default 0)")
-    g.add_argument(f"--{prefix}handshake-ms", type=float, default=0.0,
-                   help="delay before accepting the WebSocket upgrade (default 0)")
-    g.add_argument(f"--{prefix}response-audio-ms", type=int, default=1500,
-                   help="audio per response (default 1500)")
-    g.add_argument(f"--{prefix}delta-ms", type=int, default=100, help="audio per delta (default 100)")
-    g.add_argument(f"--{prefix}realtime-factor", type=float, default=2.0,
-                   help="output audio is produced at this multiple of real time (default 2)")
-    g.add_argument(f"--{prefix}session-max-s", type=float, default=3600.0,
-                   help="session expiry (default 3600)")
-    g.add_argument(f"--{prefix}knee-sessions", type=int, default=0,
-                   help="capacity: above this many concurrent sessions first audio slows down "
-                        "(default 0: no limit)")
-    g.add_argument(f"--{prefix}over-knee-ms", type=float, default=0.0,
-                   help="first-audio delay added per concurrent session above the knee")
+    for dest, (typ, text) in PROFILE_FLAGS.items():
+        g.add_argument(f"--{prefix}{dest.replace('_', '-')}", dest=prefix.replace("-", "_") + dest,
+                       type=typ, default=None, help=text)
+    f = p.add_argument_group("simulator profile file, faults and stats")
+    for dest, (typ, text) in FILE_FLAGS.items():
+        f.add_argument(f"--{prefix}{dest.replace('_', '-')}", dest=prefix.replace("-", "_") + dest,
+                       type=typ, default=None, help=text)
+    f.add_argument(f"--{prefix}fault", dest=prefix.replace("-", "_") + "fault", action="append",
+                   default=None, metavar="KIND=SEL",
+                   help="inject a fault: KIND=PROBABILITY, KIND=every:N or KIND=sessions:A+B, "
+                        "then optional ,param=value (repeatable)")
 
 
-PROFILE_FLAGS = ("first_audio_ms", "first_audio_p99_ms", "vad_delay_ms", "handshake_ms",
-                  "response_audio_ms", "delta_ms", "realtime_factor", "session_max_s",
-                  "knee_sessions", "over_knee_ms")
+def _value(ns: argparse.Namespace, prefix: str, dest: str) -> Any:
+    return getattr(ns, prefix + dest)
 
 
-def profile_from(ns: argparse.Namespace, prefix: str = "") -> Profile:
-    g = {k: getattr(ns, prefix + k) for k in PROFILE_FLAGS}
-    p99 = g["first_audio_p99_ms"]
+def _file_profile(ns: argparse.Namespace, prefix: str, fault_doc: dict[str, Any] | None
+                  ) -> Profile:
+    path = _value(ns, prefix, "profile")
+    name = _value(ns, prefix, "profile_name")
     try:
-        return Profile(
-            first_audio=Dist(g["first_audio_ms"],
-                             2 * g["first_audio_ms"] if p99 is None else p99),
-            vad_delay=Dist(g["vad_delay_ms"]),
-            handshake=Dist(g["handshake_ms"]),
-            response_audio_ms=g["response_audio_ms"],
-            delta_ms=g["delta_ms"],
-            realtime_factor=g["realtime_factor"],
-            session_max_s=g["session_max_s"],
-            knee_sessions=g["knee_sessions"],
-            per_session_over_knee_ms=g["over_knee_ms"],
-        )
+        if path is not None:
+            return profile_from_document(load_document(path), str(path), name)
+        if name is not None:
+            raise ConfigError("--profile-name needs --profile FILE")
+        if fault_doc is not None and "profile" in fault_doc:
+            return profile_from_document({"profile": fault_doc["profile"]},
+                                         str(_value(ns, prefix, "faults")))
+    except (ProfileError, FaultPlanError) as exc:
+        raise ConfigError(str(exc)) from None
+    return Profile()
+
+
+def simulator_from(ns: argparse.Namespace, prefix: str = "") -> tuple[Profile, FaultPlan]:
+    """The profile and fault plan the flags describe (files first, flags over them)."""
+    faults_path = _value(ns, prefix, "faults")
+    try:
+        doc = load_document(faults_path) if faults_path is not None else None
+        plan = plan_from_document(doc, str(faults_path)) if doc is not None else FaultPlan()
+        plan = merge(plan, [rule_from_flag(t) for t in _value(ns, prefix, "fault") or ()])
+    except FaultPlanError as exc:
+        raise ConfigError(str(exc)) from None
+    base = _file_profile(ns, prefix, doc)
+    g = {k: _value(ns, prefix, k) for k in PROFILE_FLAGS}
+    changes: dict[str, Any] = {}
+    if g["first_audio_ms"] is not None or g["first_audio_p99_ms"] is not None:
+        median = g["first_audio_ms"] if g["first_audio_ms"] is not None else \
+            base.first_audio.median_ms
+        p99 = g["first_audio_p99_ms"] if g["first_audio_p99_ms"] is not None else 2 * median
+        changes["first_audio"] = (median, p99)
+    for key, attr in (("vad_delay_ms", "vad_delay"), ("handshake_ms", "handshake")):
+        if g[key] is not None:
+            changes[attr] = (g[key], None)
+    for key in ("response_audio_ms", "delta_ms", "realtime_factor", "session_max_s",
+                "knee_sessions", "per_session_over_knee_ms"):
+        if g[key] is not None:
+            changes[key] = g[key]
+    try:
+        for attr in ("first_audio", "vad_delay", "handshake"):
+            if attr in changes:
+                changes[attr] = Dist(*changes[attr])
+        return replace(base, **changes), plan
     except ValueError as exc:
         raise ConfigError(f"simulator profile: {exc}") from None
 
 
-def profile_argv(ns: argparse.Namespace) -> list[str]:
-    """The embedded simulator's flags, rebuilt from ``--sim-*`` options."""
+def sim_argv(ns: argparse.Namespace, prefix: str = "sim_") -> list[str]:
+    """The embedded simulator's flags, rebuilt from the ``--sim-*`` options that were given."""
     out: list[str] = []
-    for k in PROFILE_FLAGS:
-        value = getattr(ns, "sim_" + k)
+    for k in (*PROFILE_FLAGS, *FILE_FLAGS):
+        value = getattr(ns, prefix + k)
+        if isinstance(value, Path):
+            value = value.resolve()
         if value is not None:
             out += ["--" + k.replace("_", "-"), str(value)]
+    for text in getattr(ns, prefix + "fault") or ():
+        out += ["--fault", text]
     return out
-
-

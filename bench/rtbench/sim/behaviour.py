@@ -11,7 +11,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,10 +25,12 @@ from ..protocol import (
     EventType,
     SessionConfig,
     SessionUpdateRejected,
+    encode,
     new_id,
     session_from_wire,
 )
 from . import payloads
+from .faults import FaultRule
 from .profile import Profile
 
 MIN_COMMIT_MS = 100
@@ -42,7 +44,21 @@ class Close:
     reason: str = ""
 
 
-Output = Event | Close
+@dataclass(frozen=True, slots=True)
+class Raw:
+    """Send this text as is, bypassing the codec (a malformed frame, on purpose)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Injected:
+    """Not sent: tells the I/O edge that a fault of ``kind`` takes effect now (to count it)."""
+
+    kind: str
+
+
+Output = Event | Close | Raw | Injected
 
 
 @dataclass
@@ -57,9 +73,10 @@ class _Response:
 
 @dataclass(frozen=True, slots=True)
 class _Finish:
-    """Internal timer: the active response's last delta is out; close it."""
+    """Internal timer: the active response's last delta is out (or it fails now); close it."""
 
     response_id: str
+    error: ErrorInfo | None = None
 
 
 @dataclass(order=True)
@@ -91,14 +108,21 @@ class SimSession:
         model: str,
         rng: random.Random | None = None,
         load: Callable[[], int] = lambda: 1,
+        faults: Sequence[FaultRule] = (),
+        response_fault: Callable[[int], FaultRule | None] = lambda n: None,
+        azure: bool = False,
     ) -> None:
         self.dialect = dialect
         self.profile = profile
         self.rng = rng or random.Random()
         self.load = load
+        self.session_faults = {rule.kind: rule for rule in faults}
+        self.response_fault = response_fault
+        self.azure = azure
+        self.responses_started = 0
         self.session_id = new_id("sess")
         self.conversation_id = new_id("conv")
-        self.config = SessionConfig(model=model)
+        self.config = SessionConfig(model=payloads.reported_model(model, dialect))
         self._vad = self._make_vad()
         self._queue: list[_Pending] = []
         self._seq = itertools.count()
@@ -163,19 +187,39 @@ class SimSession:
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self, now: float, wall_time: float) -> None:
-        """Queue ``session.created`` (and beta ``conversation.created``); arm session expiry."""
+        """Queue ``session.created`` (and beta ``conversation.created``); arm session expiry.
+
+        Session faults act here: ``server_error_after_created`` puts a ``server_error`` right
+        after ``session.created`` (the shape of the Azure capture in the shared fixtures);
+        ``early_expiry`` shortens the session's life.
+        """
         expires = int(wall_time + self.profile.session_max_s)
         self._emit(now, EventType.SESSION_CREATED, session=payloads.session_object(
             self.config, self.dialect, self.session_id, expires))
+        if "server_error_after_created" in self.session_faults:
+            self._push(now, Injected("server_error_after_created"))
+            self._error(now, None, payloads.server_error_message(self.session_id, self.azure),
+                        type="server_error")
         if self.dialect is Dialect.BETA:
             self._emit(now, EventType.CONVERSATION_CREATED, conversation={
                 "id": self.conversation_id, "object": "realtime.conversation"})
-        expiry = now + self.profile.session_max_s
+        max_s = self.profile.session_max_s
+        early = self.session_faults.get("early_expiry")
+        if early is not None:
+            max_s = early.param("after_s")
+            self._push(now + max_s, Injected("early_expiry"))
+        expiry = now + max_s
         minutes = self.profile.session_max_s / 60
         self._error(expiry, "session_expired",
                     f"Your session hit the maximum duration of {minutes:g} minutes.")
         self._push(expiry, Close(1001, f"Your session hit the maximum duration of {minutes:g} "
                                        "minutes."))
+
+    def reject_beta_shape(self, now: float) -> None:
+        """OpenAI after May 2026: a beta-shaped connection gets an error, then close 4000."""
+        info = payloads.BETA_SHAPE_DISABLED
+        self._emit(now, EventType.ERROR, **payloads.error_body(info))
+        self._push(now, Close(4000, f"{info.type}.{info.code}"))
 
     def receive(self, event: Event, now: float) -> None:
         handler = self._handlers.get(event.type)
@@ -334,6 +378,12 @@ class SimSession:
         return found
 
     def _start_response(self, at: float, input_item: str | None, anchor: float | None) -> None:
+        """Schedule a whole response; a response fault from the plan changes how it goes."""
+        self.responses_started += 1
+        fault = self.response_fault(self.responses_started)
+        if fault is not None and fault.kind == "stall":
+            self._push(at, Injected("stall"))  # nothing at all: the client must time out
+            return
         prof = self.profile
         cfg = self.config
         resp = _Response(id=new_id("resp"), item_id=new_id("item"), input_item_id=input_item)
@@ -354,14 +404,21 @@ class SimSession:
                    part={"type": part_type, "transcript": ""} if audio else
                    {"type": "text", "text": ""})
         # First audio: from the arrival of the end of speech, never before the decision.
-        latency = prof.first_audio.sample(self.rng)
-        over = max(0, self.load() - prof.knee_sessions) if prof.knee_sessions else 0
-        latency += over * prof.per_session_over_knee_ms
+        latency = prof.first_audio.sample(self.rng) + prof.load_penalty_ms(self.load())
         first = max(at, (anchor if anchor is not None else at) + latency / 1000.0)
         words = prof.transcript.split(" ")
         n_deltas = max(1, -(-prof.response_audio_ms // prof.delta_ms))
         resp.deltas_planned = n_deltas
-        step = prof.delta_ms / 1000.0 / prof.realtime_factor
+        factor = prof.realtime_factor
+        if fault is not None and fault.kind == "slow_drip":
+            factor = fault.param("realtime_factor")
+            self._push(first, Injected(fault.kind), tag)
+        step = prof.delta_ms / 1000.0 / factor
+        if fault is not None and fault.kind in payloads.RESPONSE_FAILURES:
+            # fails where its first audio would have been: no audio, then response.done failed
+            self._push(first, Injected(fault.kind), tag)
+            self._push(first, _Finish(rid, payloads.RESPONSE_FAILURES[fault.kind]), tag)
+            return
         delta_kind = EventType.AUDIO_DELTA if audio else EventType.TEXT_DELTA
         transcript_kind = EventType.AUDIO_TRANSCRIPT_DELTA if audio else EventType.TEXT_DELTA
         for i in range(n_deltas):
@@ -372,8 +429,25 @@ class SimSession:
             word = " ".join(words[i * len(words) // n_deltas:(i + 1) * len(words) // n_deltas])
             if word:
                 self._emit(t, transcript_kind, tag, **idx, delta=word + " ")
+            if i == 0 and fault is not None and fault.kind == "malformed_json":
+                self._push(t, Injected(fault.kind), tag)
+                self._push(t, Raw(self._truncated(transcript_kind, idx)), tag)
+        if fault is not None and fault.kind == "tcp_drop":
+            sent = min(n_deltas, int(fault.param("after_deltas")))
+            # half a step after the ``sent``-th delta went out, before the next one is due
+            t_drop = max(at, first + (sent - 0.5) * step)
+            self._push(t_drop, Injected(fault.kind), tag)
+            self._push(t_drop, Close(None, "tcp_drop"), tag)
+            return
         end = first + n_deltas * step
         self._push(end, _Finish(rid), tag)
+
+    def _truncated(self, kind: str, idx: dict[str, Any]) -> str:
+        """A frame cut off mid-JSON: what a broken proxy or a torn write would deliver."""
+        text = encode(Event(kind, {"event_id": new_id("event"), **idx, "delta": "Sure, "}),
+                      self.dialect)
+        assert text is not None
+        return text[: len(text) // 2]
 
     def _finish(self, now: float, status: str, details: dict[str, Any] | None,
                 audio_ms: float) -> None:
@@ -462,11 +536,15 @@ class SimSession:
                    content_index=event.get("content_index", 0), audio_end_ms=end)
 
     def _finish_marker(self, marker: _Finish, now: float) -> None:
-        if self.response is not None and self.response.id == marker.response_id:
+        if self.response is None or self.response.id != marker.response_id:
+            return
+        if marker.error is not None:
+            self.fail_response(now, marker.error)
+        else:
             self._finish(now, "completed", None, float(self.profile.response_audio_ms))
 
     def output_audio_ms_total(self) -> float:
         return sum(self._item_audio_ms.values())
 
 
-__all__ = ["Close", "Output", "SimSession"]
+__all__ = ["Close", "Injected", "Output", "Raw", "SimSession"]

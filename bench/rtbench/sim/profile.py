@@ -1,14 +1,18 @@
 """Latency model of one simulated target (a region × model): distributions as data.
 
 Each latency is a lognormal given by its median and p99 (equal values give a constant, which
-tests use to check rtbench's measurements against exactly what was injected).
+tests use to check rtbench's measurements against exactly what was injected). Profiles can be
+read from TOML (``[profile]`` or named ``[profiles.<name>]`` tables, see README) so one
+simulator can stand in for a region × model.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 Z99 = 2.3263478740408408  # standard normal quantile at 0.99
 
@@ -44,13 +48,90 @@ class Profile:
     name: str = "default"
     handshake: Dist = field(default_factory=lambda: Dist(0.0))
     vad_delay: Dist = field(default_factory=lambda: Dist(0.0))
-    first_audio: Dist = field(default_factory=lambda: Dist(700.0, 1500.0))
+    first_audio: Dist = field(default_factory=lambda: Dist(700.0, 1400.0))
     response_audio_ms: int = 1500
     delta_ms: int = 100
     realtime_factor: float = 2.0  # output audio generated at this multiple of real time
     transcript: str = "Sure, here is what I found for you."
     transcription_delay: Dist = field(default_factory=lambda: Dist(150.0, 400.0))
     session_max_s: float = 3600.0
-    # Capacity: each concurrent session beyond ``knee_sessions`` adds this much first-audio delay.
+    # Capacity: each concurrent session beyond ``knee_sessions`` adds this much first-audio
+    # delay (0 = no knee): latency that rises with load, as a sweep should find.
     knee_sessions: int = 0
     per_session_over_knee_ms: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.delta_ms <= 0 or self.response_audio_ms <= 0 or self.realtime_factor <= 0:
+            raise ValueError("delta_ms, response_audio_ms and realtime_factor must be positive")
+        if self.session_max_s <= 0 or self.knee_sessions < 0 or self.per_session_over_knee_ms < 0:
+            raise ValueError("session_max_s must be positive, knee values non-negative")
+
+    def load_penalty_ms(self, active_sessions: int) -> float:
+        """Extra first-audio delay at ``active_sessions`` concurrent sessions."""
+        if self.knee_sessions <= 0:
+            return 0.0
+        return max(0, active_sessions - self.knee_sessions) * self.per_session_over_knee_ms
+
+
+class ProfileError(ValueError):
+    """A profile table that cannot be used; one line naming the file and key."""
+
+
+#: TOML key -> Profile field, for the latency distributions (a number or {median, p99}).
+_DIST_KEYS = {"handshake_ms": "handshake", "vad_delay_ms": "vad_delay",
+              "first_audio_ms": "first_audio", "transcription_ms": "transcription_delay"}
+_PLAIN_KEYS = {"response_audio_ms": int, "delta_ms": int, "realtime_factor": float,
+               "session_max_s": float, "knee_sessions": int, "per_session_over_knee_ms": float,
+               "transcript": str}
+
+
+def _dist(raw: object, where: str) -> Dist:
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        return Dist(float(raw))
+    if isinstance(raw, Mapping) and set(raw) <= {"median", "p99"} and "median" in raw:
+        p99 = raw.get("p99")
+        return Dist(float(raw["median"]), None if p99 is None else float(p99))
+    raise ProfileError(f"{where} must be a number or {{ median = ..., p99 = ... }}")
+
+
+def profile_from_table(table: Mapping[str, Any], where: str, name: str = "default") -> Profile:
+    """A :class:`Profile` from one TOML table; unknown keys and bad values are errors."""
+    unknown = sorted(set(table) - set(_DIST_KEYS) - set(_PLAIN_KEYS))
+    if unknown:
+        raise ProfileError(f"{where}: unknown key {unknown[0]!r}")
+    changes: dict[str, Any] = {"name": name}
+    try:
+        for key, attr in _DIST_KEYS.items():
+            if key in table:
+                changes[attr] = _dist(table[key], f"{where}.{key}")
+        for key, typ in _PLAIN_KEYS.items():
+            if key in table:
+                value = table[key]
+                ok = isinstance(value, typ) or (typ is float and isinstance(value, int))
+                if not ok or isinstance(value, bool):
+                    raise ProfileError(f"{where}.{key} must be {typ.__name__}")
+                changes[key] = typ(value)
+        return replace(Profile(), **changes)
+    except ValueError as exc:
+        if isinstance(exc, ProfileError):
+            raise
+        raise ProfileError(f"{where}: {exc}") from None
+
+
+def profile_from_document(doc: Mapping[str, Any], src: str, name: str | None = None) -> Profile:
+    """``[profile]``, or ``[profiles.<name>]`` chosen by ``name`` (needed if there are several)."""
+    named = doc.get("profiles", {})
+    if name is not None:
+        if name not in named:
+            raise ProfileError(f"{src}: no [profiles.{name}]; have {', '.join(named) or 'none'}")
+        return profile_from_table(named[name], f"{src}: profiles.{name}", name)
+    if "profile" in doc:
+        return profile_from_table(doc["profile"], f"{src}: profile")
+    if len(named) == 1:
+        [(only, table)] = named.items()
+        return profile_from_table(table, f"{src}: profiles.{only}", only)
+    if named:
+        raise ProfileError(f"{src}: several profiles ({', '.join(named)}); choose one by name")
+    raise ProfileError(f"{src}: no [profile] or [profiles.<name>] table")
+
+

@@ -9,7 +9,10 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
@@ -17,8 +20,11 @@ import trio
 import trio_websocket
 
 from ..protocol import Connection, Dialect, ProtocolViolation, Role
-from .behaviour import Close, SimSession
+from . import payloads
+from .behaviour import Close, Injected, Raw, SimSession
+from .faults import FaultPlan, Injector, describe
 from .profile import Profile
+from .stats import SimStats
 
 BETA_SUBPROTOCOL = "openai-beta.realtime-v1"
 KEY_SUBPROTOCOL = "openai-insecure-api-key."
@@ -31,6 +37,11 @@ class SimConfig:
     profile: Profile = field(default_factory=Profile)
     api_key: str | None = None
     seed: int | None = None
+    faults: FaultPlan = field(default_factory=FaultPlan)
+    stats_file: Path | None = None
+    stats_interval_s: float = 1.0
+    #: OpenAI after May 2026: beta-shaped connections on the OpenAI path are refused (4000).
+    openai_beta_disabled: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +54,11 @@ class Route:
 class Refused(Exception):
     def __init__(self, status: int, code: str, message: str, azure: bool) -> None:
         self.status, self.code, self.message, self.azure = status, code, message, azure
+
+    @classmethod
+    def from_body(cls, status: int, body: dict[str, Any], azure: bool) -> Refused:
+        err = body["error"]
+        return cls(status, str(err["code"]), str(err["message"]), azure)
 
     def body(self) -> bytes:
         if self.azure:
@@ -110,55 +126,94 @@ def authorize(request: trio_websocket.WebSocketRequest, api_key: str | None, azu
 
 
 class SimServer:
-    """Serves simulated Realtime sessions; ``stats`` counts what happened."""
+    """Serves simulated Realtime sessions; ``stats`` counts what happened and what was injected."""
 
     def __init__(self, config: SimConfig) -> None:
         self.config = config
         self.rng = random.Random(config.seed)
-        self.active = 0
-        self.stats: dict[str, int] = {"handshakes": 0, "refused": 0, "sessions": 0}
+        self.injector = Injector(config.faults)
+        self.stats = SimStats(plan=describe(config.faults))
         self.port: int | None = None
 
-    async def serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
-        async with trio.open_nursery() as nursery:
-            server = await nursery.start(
-                trio_websocket.serve_websocket, self._handle, self.config.host, self.config.port,
-                None)
-            self.port = server.port
-            task_status.started(server.port)
+    @property
+    def active(self) -> int:
+        return self.stats.active
 
-    def _count(self, key: str) -> None:
-        self.stats[key] = self.stats.get(key, 0) + 1
+    @property
+    def injected(self) -> Counter[str]:
+        """Faults applied so far, per kind."""
+        return self.stats.injected
+
+    async def serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            async with trio.open_nursery() as nursery:
+                server = await nursery.start(
+                    trio_websocket.serve_websocket, self._handle, self.config.host,
+                    self.config.port, None)
+                self.port = server.port
+                if self.config.stats_file is not None:
+                    nursery.start_soon(self._write_stats_periodically, self.config.stats_file)
+                task_status.started(server.port)
+        finally:
+            if self.config.stats_file is not None:
+                self.stats.write(self.config.stats_file)
+
+    async def _write_stats_periodically(self, path: Path) -> None:
+        while True:
+            self.stats.write(path)
+            await trio.sleep(self.config.stats_interval_s)
+
+    async def _refuse(self, request: trio_websocket.WebSocketRequest, exc: Refused) -> None:
+        self.stats.count("refused")
+        self.stats.count(f"refused_{exc.status}")
+        headers = [(b"content-type", b"application/json")]
+        if exc.status == 429:
+            headers.append((b"retry-after", b"6"))
+        await request.reject(exc.status, extra_headers=headers, body=exc.body())
 
     async def _handle(self, request: trio_websocket.WebSocketRequest) -> None:
-        self._count("handshakes")
+        self.stats.count("handshakes")
         try:
             r = route(request)
             authorize(request, self.config.api_key, r.provider == "azure")
         except Refused as exc:
-            self._count("refused")
-            self._count(f"refused_{exc.status}")
-            await request.reject(exc.status, extra_headers=[(b"content-type", b"application/json")],
-                                 body=exc.body())
+            await self._refuse(request, exc)
             return
         await trio.sleep(self.config.profile.handshake.sample(self.rng) / 1000.0)
+        fault = self.injector.on_connection()
+        if fault is not None:
+            azure = r.provider == "azure"
+            status, body = payloads.handshake_refusal(fault.kind, azure, r.model)
+            self.stats.inject(fault.kind, f"connection-{self.stats.counters['handshakes']}")
+            await self._refuse(request, Refused.from_body(status, body, azure))
+            return
         subprotocol = "realtime" if "realtime" in request.proposed_subprotocols else None
         ws = await request.accept(subprotocol=subprotocol)
-        self._count("sessions")
-        self.active += 1
+        self.stats.count("sessions")
+        self.stats.session_started()
         try:
-            await self._run(ws, r)
+            await self._run(ws, r, self.stats.counters["sessions"])
         finally:
-            self.active -= 1
+            self.stats.session_ended()
 
-    async def _run(self, ws: trio_websocket.WebSocketConnection, r: Route) -> None:
+    async def _run(self, ws: trio_websocket.WebSocketConnection, r: Route, ordinal: int) -> None:
+        injector = self.injector
         sim = SimSession(r.dialect, self.config.profile, model=r.model,
-                         rng=random.Random(self.rng.random()), load=lambda: self.active)
+                         rng=random.Random(self.rng.random()), load=lambda: self.stats.active,
+                         faults=injector.on_session(ordinal),
+                         response_fault=lambda n: injector.on_response(ordinal, n),
+                         azure=r.provider == "azure")
         conn = Connection(Role.SERVER, r.dialect)
         waker = _Waker()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._read, ws, sim, conn, waker, nursery.cancel_scope)
-            sim.start(trio.current_time(), time.time())
+            now = trio.current_time()
+            if self.config.openai_beta_disabled and r.provider == "openai" and (
+                    r.dialect is Dialect.BETA):
+                self.stats.count("beta_shape_rejected")
+                sim.reject_beta_shape(now)
+            else:
+                sim.start(now, time.time())
             await self._send_due(ws, sim, conn, waker)
             nursery.cancel_scope.cancel()
 
@@ -179,22 +234,46 @@ class SimServer:
                 sim.protocol_error(now, exc.detail)
             waker.wake()
 
-    @staticmethod
-    async def _send_due(ws: trio_websocket.WebSocketConnection, sim: SimSession,
+    async def _send_due(self, ws: trio_websocket.WebSocketConnection, sim: SimSession,
                         conn: Connection, waker: _Waker) -> None:
-        """Sleep until the next output is due (or a client frame arrives) and send it."""
+        """Sleep until the next output is due (or a client frame arrives) and send it.
+
+        How late each wake-up is against the schedule goes to ``stats`` (the simulator's own
+        lag, which bounds how far its latencies can be trusted under load).
+        """
         try:
             while not sim.closed:
-                await waker.wait_until(sim.next_due())
-                for out in sim.pop_due(trio.current_time()):
-                    if isinstance(out, Close):
-                        await ws.aclose(out.code or 1000, out.reason)
+                due = sim.next_due()
+                await waker.wait_until(due)
+                now = trio.current_time()
+                if due is not None and now >= due:
+                    self.stats.record_lateness(now - due)
+                for out in sim.pop_due(now):
+                    if isinstance(out, Injected):
+                        self.stats.inject(out.kind, sim.session_id)
+                    elif isinstance(out, Close):
+                        if out.code is None:
+                            await drop_tcp(ws)
+                        else:
+                            await ws.aclose(out.code, out.reason)
                         return
-                    text = conn.send(out)
-                    if text is not None:
-                        await ws.send_message(text)
+                    elif isinstance(out, Raw):
+                        await ws.send_message(out.text)
+                    else:
+                        text = conn.send(out)
+                        if text is not None:
+                            await ws.send_message(text)
         except trio_websocket.ConnectionClosed:
             pass
+
+
+async def drop_tcp(ws: trio_websocket.WebSocketConnection) -> None:
+    """Close the TCP stream under the WebSocket with no close frame: the peer sees 1006.
+
+    trio-websocket has no public abort, so this is the one place that reaches into it.
+    """
+    stream: trio.abc.Stream = ws._stream
+    await stream.aclose()
 
 
 class _Waker:

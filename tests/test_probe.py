@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from rtbench.config import Scenario, Target
 from rtbench.probe import explain, ladder, run_probe
-from rtbench.sim import Dist, Profile
+from rtbench.sim import Dist, FaultPlan, Profile
+from rtbench.sim.faults import rule_from_flag
 from rtbench.workload import load_utterance, plan_chunks
 
 from conftest import running_sim
@@ -61,3 +64,27 @@ async def test_ga_config_on_the_preview_path_fails_at_the_first_update(scenario:
     assert results[1].codes() == {"update:unknown_parameter": 2}
     assert len(results[1].session_ids()) == 2
     assert "'text'" in explain(results) and "sess_" in explain(results)
+
+
+@pytest.mark.parametrize(("fault", "rung", "code", "rate"), [
+    ("server_error_on_transcription=1.0", "transcription", "server_error", 1.0),
+    ("server_error_after_created=every:2", "connect", "server_error", 0.5),
+])
+async def test_the_ladder_breaks_where_the_fault_plan_breaks(
+    scenario: Scenario, fault: str, rung: str, code: str, rate: float
+) -> None:
+    plan = plan_chunks(load_utterance(scenario.audio_dir / "en_timer.wav"), 20)
+    faults = FaultPlan((rule_from_flag(fault),))
+    async with running_sim(FAST, faults=faults) as server:
+        target = Target("sim", f"ws://127.0.0.1:{server.port}/v1/realtime?model=m")
+        results = await run_probe(target, ladder(scenario.session), plan, 2, 0, 20.0)
+        injected = server.injected if hasattr(server, "injected") else None
+    failing = results[-1]
+    assert failing.rung.name == rung and not failing.passed
+    assert all(r.passed for r in results[:-1])
+    assert set(c.split(":")[1] for c in failing.codes()) == {code}
+    assert failing.failure_rate == rate
+    assert len(failing.session_ids()) == round(2 * rate)
+    assert all(s.startswith("sess_") for s in failing.session_ids())
+    assert f"'{rung}'" in explain(results)
+    assert injected is not None

@@ -166,6 +166,44 @@ async def _speak(ws: trio_websocket.WebSocketConnection, plan: ChunkPlan, silenc
         k += 1
 
 
+async def _respond(ws: trio_websocket.WebSocketConnection, conn: Connection, rung: Rung,
+                   plan: ChunkPlan) -> Event:
+    """Ask for one response (speech for VAD rungs, a text item otherwise); its response.done.
+
+    A failure is carried out of the nursery as itself, not wrapped in an exception group.
+    """
+    stop = trio.Event()
+    failure: _Failed | None = None
+    done: Event | None = None
+    async with trio.open_nursery() as nursery:
+        try:
+            if rung.audio:
+                nursery.start_soon(_speak, ws, plan, silence_frame(plan.chunk_ms), stop)
+            else:
+                for etype, data in (
+                    (EventType.ITEM_CREATE, {"item": {
+                        "type": "message", "role": "user",
+                        "content": [{"type": "input_text", "text": "Say hello."}]}}),
+                    (EventType.RESPONSE_CREATE, {}),
+                ):
+                    frame = conn.send(Event(etype, data))
+                    assert frame is not None
+                    await ws.send_message(frame)
+            done = await _until(ws, conn, EventType.RESPONSE_DONE, "response")
+        except _Failed as exc:
+            failure = exc
+        except trio_websocket.ConnectionClosed as exc:
+            reason = exc.reason
+            failure = _Failed("closed", str(reason.code) if reason else None,
+                              (reason.reason or "") if reason else "closed")
+        stop.set()
+        nursery.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
+    assert done is not None
+    return done
+
+
 async def _attempt(target: Target, rung: Rung, plan: ChunkPlan, timeout_s: float) -> Attempt:
     conn = Connection(Role.CLIENT, target.dialect)
     try:
@@ -182,23 +220,7 @@ async def _attempt(target: Target, rung: Rung, plan: ChunkPlan, timeout_s: float
                 assert text is not None
                 await ws.send_message(text)
                 await _until(ws, conn, EventType.SESSION_UPDATED, "update")
-                stop = trio.Event()
-                async with trio.open_nursery() as nursery:
-                    if rung.audio:
-                        nursery.start_soon(_speak, ws, plan, silence_frame(plan.chunk_ms), stop)
-                    else:
-                        for etype, data in (
-                            (EventType.ITEM_CREATE, {"item": {
-                                "type": "message", "role": "user",
-                                "content": [{"type": "input_text", "text": "Say hello."}]}}),
-                            (EventType.RESPONSE_CREATE, {}),
-                        ):
-                            frame = conn.send(Event(etype, data))
-                            assert frame is not None
-                            await ws.send_message(frame)
-                    done = await _until(ws, conn, EventType.RESPONSE_DONE, "response")
-                    stop.set()
-                    nursery.cancel_scope.cancel()
+                done = await _respond(ws, conn, rung, plan)
                 response = done.get("response") or {}
                 status = response.get("status")
                 if status != "completed":

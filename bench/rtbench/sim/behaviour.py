@@ -261,6 +261,12 @@ class SimSession:
         body = payloads.session_object(cfg, self.dialect, self.session_id, expires)
         body.pop("expires_at")
         self._emit(now, EventType.SESSION_UPDATED, session=body)
+        if cfg.transcription_model is not None and self.session_faults.pop(
+                "server_error_on_transcription", None) is not None:
+            # a feature-specific backend failure, in the seed's shape (for rtbench probe)
+            self._push(now, Injected("server_error_on_transcription"))
+            self._error(now, None, payloads.server_error_message(self.session_id, self.azure),
+                        type="server_error")
 
     # -- input audio -----------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ SCOPES: dict[str, Scope] = {
     "handshake_404": Scope.CONNECTION,
     "handshake_429": Scope.CONNECTION,
     "server_error_after_created": Scope.SESSION,
+    "server_error_on_transcription": Scope.SESSION,
     "early_expiry": Scope.SESSION,
     "response_failed_server_error": Scope.RESPONSE,
     "response_failed_rate_limit": Scope.RESPONSE,

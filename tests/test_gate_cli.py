@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from rtbench.baseline import compare
+
 from test_cli import rtbench
 
 if TYPE_CHECKING:

@@ -18,10 +18,10 @@ from rtbench.progress import RunProgress
 from rtbench.protocol import TurnDetection
 from rtbench.results import RunStore, load_recorder
 from rtbench.sim import Dist, Profile
-from test_cli import rtbench
 from test_integration import _plans
 
 from conftest import running_sim
+from test_cli import rtbench
 
 if TYPE_CHECKING:
     from gatehelp import RunSim

@@ -23,6 +23,7 @@ import trio_websocket
 from rtbench.records import ErrorRecord, TurnRecord
 from rtbench.report import render, write_report
 from rtbench.results import RunStore
+
 from test_cli import rtbench
 
 pytest_plugins = ["gatehelp"]

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from .commands import compare, gate, probe, report, run, serve, sweep
+from .commands import calibrate, compare, gate, probe, report, run, serve, sweep
 from .config import ConfigError
 from .results import ResultsError
 from .run import EXIT_CONFIG
@@ -21,6 +21,7 @@ COMMANDS: dict[str, ModuleType] = {
     "run": run,
     "serve": serve,
     "sweep": sweep,
+    "calibrate": calibrate,
     "compare": compare,
     "gate": gate,
     "probe": probe,

@@ -16,6 +16,7 @@ from ..hlog import hlog_watcher
 from ..live import progress_watcher
 from ..load import LoadModel
 from ..protocol import Dialect
+from ..results import load_manifest
 from ..run import RunOutcome, Watcher, embedded_simulator, execute, print_outcome
 from ..verdict import JUNIT, SUMMARY_JSON, GateConfig, format_verdicts, judge, write_outputs
 from .distflags import add_dist_args, dist_runner
@@ -173,7 +174,10 @@ def finish(outcome: RunOutcome, gate_cfg: GateConfig, ns: argparse.Namespace) ->
                   [outcome.run_dir / SUMMARY_JSON, ns.summary_json])
     if result.verdicts:
         print(format_verdicts(result.verdicts))
-    if not ns.no_report:
+    if load_manifest(outcome.run_dir).get("status") == "partial":
+        # stopped by a signal: leave quickly; the HTML can be made later from what was written
+        print(f"report: skipped (run stopped); `rtbench report {outcome.run_dir}` writes it")
+    elif not ns.no_report:
         from ..report import write_report  # matplotlib is slow to import: only when asked
 
         print(f"report: {write_report(outcome.run_dir)}")

@@ -19,9 +19,11 @@ import trio
 from .config import Scenario, Target
 from .load import LoadModel, backoff_s, closed_start_offsets, open_arrival_offsets
 from .metrics import Recorder
+from .pacer import Pacer
 from .records import SessionRecord
 from .session import ClientSession, Sink
 from .workload import ChunkPlan, silence_frame
+from .wsframe import OutFrame
 
 GENERATOR = "_generator"     # pseudo-target under which the generator's own health is recorded
 LOOP_LAG = "loop_lag_ms"
@@ -83,12 +85,13 @@ async def _monitor_loop_lag(recorder: Recorder) -> None:
 
 
 class _Runner:
-    def __init__(self, plan: RunPlan, plans: Sequence[ChunkPlan], sink: Sink) -> None:
+    def __init__(self, plan: RunPlan, plans: Sequence[ChunkPlan], sink: Sink, pacer: Pacer) -> None:
         self.plan = plan
         self.model = plan.model
         self.plans = plans
         self.sink = sink
-        self.silence = silence_frame(plan.scenario.chunk_ms)
+        self.pacer = pacer
+        self.silence = OutFrame(silence_frame(plan.scenario.chunk_ms))
         self.rng = random.Random(self.model.seed)
         self.t0 = trio.current_time()
         self.next_idx = 0
@@ -141,7 +144,7 @@ class _Runner:
                 self.next_idx += 1
                 session = ClientSession(idx, self.plan.target_of(slot), self.plan.scenario,
                                         self.plans, self.silence, self.sink, self.t0,
-                                        attempt=attempt, stop_at=stop_at)
+                                        attempt=attempt, stop_at=stop_at, pacer=self.pacer)
                 start = trio.current_time()
                 await session.run()
                 record = session.record(slot, intended - self.t0, start - self.t0)
@@ -156,8 +159,13 @@ class _Runner:
 
 
 async def run_sessions(plan: RunPlan, plans: Sequence[ChunkPlan], sink: Sink) -> None:
-    """Run the plan's load model to the end; results go to ``sink``."""
+    """Run the plan's load model to the end; results go to ``sink``.
+
+    One :class:`Pacer` task sends the audio of every session (see pacer.py for why).
+    """
+    pacer = Pacer()
     async with trio.open_nursery() as outer:
         outer.start_soon(_monitor_loop_lag, sink.recorder)
-        await _Runner(plan, plans, sink).run()
+        outer.start_soon(pacer.run)
+        await _Runner(plan, plans, sink, pacer).run()
         outer.cancel_scope.cancel()

@@ -20,10 +20,12 @@ import trio
 from .config import Scenario, Target
 from .load import LoadModel, backoff_s, closed_start_offsets, open_arrival_offsets
 from .metrics import Recorder
+from .pacer import Pacer
 from .records import SessionRecord
 from .session import ClientSession, Sink
 from .shard import Shard
 from .workload import ChunkPlan, silence_frame
+from .wsframe import OutFrame
 
 GENERATOR = "_generator"     # pseudo-target under which the generator's own health is recorded
 LOOP_LAG = "loop_lag_ms"
@@ -94,13 +96,14 @@ async def _monitor_loop_lag(recorder: Recorder) -> None:
 
 class _Runner:
     def __init__(self, plan: RunPlan, plans: Sequence[ChunkPlan], sink: Sink,
-                 progress: RunProgress | None) -> None:
+                 progress: RunProgress | None, pacer: Pacer) -> None:
         self.plan = plan
         self.progress = progress
         self.model = plan.model
         self.plans = plans
         self.sink = sink
-        self.silence = silence_frame(plan.scenario.chunk_ms)
+        self.pacer = pacer
+        self.silence = OutFrame(silence_frame(plan.scenario.chunk_ms))
         self.rng = random.Random(self.model.seed)
         self.t0 = trio.current_time()
         self.next_idx = 0
@@ -158,7 +161,7 @@ class _Runner:
                 session = ClientSession(idx, self.plan.target_of(slot), self.plan.scenario,
                                         self.plans, self.silence, self.sink, self.t0,
                                         attempt=attempt, stop_at=stop_at,
-                                        progress=self.progress)
+                                        progress=self.progress, pacer=self.pacer)
                 start = trio.current_time()
                 await session.run()
                 record = session.record(slot, intended - self.t0, start - self.t0)
@@ -175,13 +178,18 @@ class _Runner:
 async def run_sessions(plan: RunPlan, plans: Sequence[ChunkPlan], sink: Sink,
                        progress: RunProgress | None = None, monitors: Sequence[Monitor] = ()) -> None:
     """Run the plan's load model to the end (or until a monitor cancels); results go to
-    ``sink``, live counts to ``progress``."""
+    ``sink``, live counts to ``progress``.
+
+    One :class:`Pacer` task sends the audio of every session (see pacer.py for why).
+    """
     if progress is not None:
         from .progress import ProgressSink
         sink = ProgressSink(sink, progress)
+    pacer = Pacer()
     async with trio.open_nursery() as outer:
         outer.start_soon(_monitor_loop_lag, sink.recorder)
+        outer.start_soon(pacer.run)
         for monitor in monitors:
             outer.start_soon(monitor, outer.cancel_scope)
-        await _Runner(plan, plans, sink, progress).run()
+        await _Runner(plan, plans, sink, progress, pacer).run()
         outer.cancel_scope.cancel()

@@ -12,12 +12,12 @@ over :func:`~rtbench.transport.open_connection`; nothing here measures latency.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import trio
-import trio_websocket
 
 from . import transport
 from .config import Target
@@ -32,6 +32,7 @@ from .protocol import (
     session_to_wire,
 )
 from .workload import ChunkPlan, silence_frame
+from .wsclient import CloseReason, ConnectionClosed, WsClient
 
 #: How long a rung waits after ``session.created`` for an error before configuring (the seed
 #: case errors "within about a second").
@@ -117,17 +118,39 @@ class RungResult:
         return [t.session_id for t in self.tries if not t.ok and t.session_id]
 
 
+class _Conn:
+    """Pull-style messages over the push-style :class:`WsClient` (a probe reads step by step)."""
+
+    def __init__(self, ws: WsClient) -> None:
+        self.ws = ws
+        self._send, self._recv = trio.open_memory_channel[str | bytes | CloseReason](math.inf)
+
+    async def pump(self) -> None:
+        reason = await self.ws.receive_into(lambda frame, t: self._send.send_nowait(frame))
+        self._send.send_nowait(reason)
+
+    async def get_message(self) -> str | bytes:
+        item = await self._recv.receive()
+        if isinstance(item, CloseReason):
+            raise ConnectionClosed(item)
+        return item
+
+    async def send_message(self, text: str) -> None:
+        self.ws.send_text(text)
+        await trio.lowlevel.checkpoint()
+
+
 class _Failed(Exception):
     def __init__(self, phase: str, code: str | None, message: str) -> None:
         super().__init__(message)
         self.phase, self.code, self.message = phase, code, message
 
 
-async def _next_event(ws: trio_websocket.WebSocketConnection, conn: Connection,
+async def _next_event(ws: _Conn, conn: Connection,
                       phase: str) -> Event:
     try:
         frame = await ws.get_message()
-    except trio_websocket.ConnectionClosed as exc:
+    except ConnectionClosed as exc:
         reason = exc.reason
         raise _Failed("closed", str(reason.code) if reason else None,
                       (reason.reason or "") if reason else "closed") from None
@@ -142,7 +165,7 @@ async def _next_event(ws: trio_websocket.WebSocketConnection, conn: Connection,
     return event
 
 
-async def _until(ws: trio_websocket.WebSocketConnection, conn: Connection, wanted: str,
+async def _until(ws: _Conn, conn: Connection, wanted: str,
                  phase: str) -> Event:
     while True:
         event = await _next_event(ws, conn, phase)
@@ -150,7 +173,7 @@ async def _until(ws: trio_websocket.WebSocketConnection, conn: Connection, wante
             return event
 
 
-async def _speak(ws: trio_websocket.WebSocketConnection, plan: ChunkPlan, silence: str,
+async def _speak(ws: _Conn, plan: ChunkPlan, silence: str,
                  stop: trio.Event) -> None:
     """Stream the utterance, then silence, in real time, until ``stop``."""
     chunk_s = plan.chunk_ms / 1000.0
@@ -161,12 +184,12 @@ async def _speak(ws: trio_websocket.WebSocketConnection, plan: ChunkPlan, silenc
         frame = plan.frames[k] if k < len(plan.frames) else silence
         try:
             await ws.send_message(frame)
-        except trio_websocket.ConnectionClosed:
+        except ConnectionClosed:
             return
         k += 1
 
 
-async def _respond(ws: trio_websocket.WebSocketConnection, conn: Connection, rung: Rung,
+async def _respond(ws: _Conn, conn: Connection, rung: Rung,
                    plan: ChunkPlan) -> Event:
     """Ask for one response (speech for VAD rungs, a text item otherwise); its response.done.
 
@@ -192,7 +215,7 @@ async def _respond(ws: trio_websocket.WebSocketConnection, conn: Connection, run
             done = await _until(ws, conn, EventType.RESPONSE_DONE, "response")
         except _Failed as exc:
             failure = exc
-        except trio_websocket.ConnectionClosed as exc:
+        except ConnectionClosed as exc:
             reason = exc.reason
             failure = _Failed("closed", str(reason.code) if reason else None,
                               (reason.reason or "") if reason else "closed")
@@ -204,37 +227,51 @@ async def _respond(ws: trio_websocket.WebSocketConnection, conn: Connection, run
     return done
 
 
+async def _steps(ws: _Conn, conn: Connection, target: Target, rung: Rung,
+                 plan: ChunkPlan) -> Attempt:
+    """The scripted session of one rung on an open connection."""
+    try:
+        await _until(ws, conn, EventType.SESSION_CREATED, "created")
+        with trio.move_on_after(SETTLE_S):  # an error right after created?
+            while True:
+                await _next_event(ws, conn, "created")
+        if rung.session is None:
+            return Attempt(True, conn.session_id)
+        text = conn.send(Event(EventType.SESSION_UPDATE, {
+            "session": session_to_wire(rung.session, target.dialect)}))
+        assert text is not None
+        await ws.send_message(text)
+        await _until(ws, conn, EventType.SESSION_UPDATED, "update")
+        done = await _respond(ws, conn, rung, plan)
+    except _Failed as exc:
+        return Attempt(False, conn.session_id, exc.phase, exc.code, exc.message)
+    except ConnectionClosed as exc:
+        return Attempt(False, conn.session_id, "closed", str(exc.reason.code), exc.reason.name)
+    response = done.get("response") or {}
+    status = response.get("status")
+    if status != "completed":
+        details = response.get("status_details") or {}
+        error = details.get("error") or {}
+        return Attempt(False, conn.session_id, "response",
+                       error.get("code") or error.get("type") or f"response_{status}",
+                       str(error.get("message") or details.get("reason") or ""))
+    return Attempt(True, conn.session_id)
+
+
 async def _attempt(target: Target, rung: Rung, plan: ChunkPlan, timeout_s: float) -> Attempt:
     conn = Connection(Role.CLIENT, target.dialect)
     try:
         with trio.fail_after(timeout_s):
-            async with transport.open_connection(target, timeout_s) as ws:
-                await _until(ws, conn, EventType.SESSION_CREATED, "created")
-                with trio.move_on_after(SETTLE_S):  # an error right after created?
-                    while True:
-                        await _next_event(ws, conn, "created")
-                if rung.session is None:
-                    return Attempt(True, conn.session_id)
-                text = conn.send(Event(EventType.SESSION_UPDATE, {
-                    "session": session_to_wire(rung.session, target.dialect)}))
-                assert text is not None
-                await ws.send_message(text)
-                await _until(ws, conn, EventType.SESSION_UPDATED, "update")
-                done = await _respond(ws, conn, rung, plan)
-                response = done.get("response") or {}
-                status = response.get("status")
-                if status != "completed":
-                    details = response.get("status_details") or {}
-                    error = details.get("error") or {}
-                    return Attempt(False, conn.session_id, "response",
-                                   error.get("code") or error.get("type") or f"response_{status}",
-                                   str(error.get("message") or details.get("reason") or ""))
-                return Attempt(True, conn.session_id)
+            async with transport.open_connection(target, timeout_s) as client, \
+                    trio.open_nursery() as pump:
+                ws = _Conn(client)
+                pump.start_soon(ws.pump)
+                result = await _steps(ws, conn, target, rung, plan)
+                pump.cancel_scope.cancel()
+            return result
     except transport.HandshakeFailed as exc:
         return Attempt(False, None, "handshake", exc.code or str(exc.status), exc.message,
                        exc.status)
-    except _Failed as exc:
-        return Attempt(False, conn.session_id, exc.phase, exc.code, exc.message)
     except trio.TooSlowError:
         return Attempt(False, conn.session_id, "timeout", "probe_timeout",
                        f"no answer within {timeout_s:g} s")

@@ -1,8 +1,9 @@
 """One scripted client session: connect, configure, stream turns on a real-time schedule.
 
-Two tasks per session: the *pacer* sends one chunk per ``chunk_ms`` on an absolute schedule
-(chunk k at ``t0 + (k+1)·c``, like a microphone that can only send audio once captured; a late
-chunk is sent at once and its lateness recorded, never hidden), and the *reader* stamps each
+Audio leaves on an absolute schedule (chunk k at ``t0 + (k+1)·c``, like a microphone that can
+only send audio once captured; a late chunk is sent at once and its lateness recorded, never
+hidden): the process's shared :class:`~rtbench.pacer.Pacer` calls :meth:`ClientSession._send_due`
+at each deadline (a session run alone gets a pacer of its own). The *reader* task stamps each
 message with the clock before parsing it and hands it to the protocol connection and the turn
 tracker. The turn loop in between waits for each turn's ``response.done``.
 """
@@ -14,12 +15,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 import trio
-import trio_websocket
 
 from . import transport
 from .config import Scenario, Target
 from .diagnose import explain_session_error
 from .metrics import BARGE_LATENCIES, BUNCHED_CHUNKS, SEND_LATENESS, TURN_LATENCIES, Recorder
+from .pacer import Paced, Pacer
 from .protocol import (
     Connection,
     ErrorInfo,
@@ -32,8 +33,10 @@ from .protocol import (
 from .protocol.validate import check_server_event
 from .records import ErrorRecord, SessionRecord, TurnRecord
 from .taxonomy import BENIGN, RETRYABLE, classify
+from .transport import CloseReason, ConnectionClosed, WsClient
 from .turn import TurnTracker
 from .workload import ChunkPlan
+from .wsframe import OutFrame
 
 if TYPE_CHECKING:
     from .progress import RunProgress
@@ -63,9 +66,9 @@ class SessionEnded(Exception):
 class Chunk:
     """What the pacer sends at one deadline: the audio frame, then control frames if any."""
 
-    frame: str
+    frame: OutFrame
     on_sent: list[Callable[[float], None]]   # told the send-completion time of ``frame``
-    then: tuple[str, ...] = ()                # sent right after (manual commit + response.create)
+    then: tuple[OutFrame, ...] = ()           # sent right after (manual commit + response.create)
     on_then_sent: Callable[[float], None] | None = None
 
 
@@ -76,17 +79,17 @@ class AudioSource:
     how T_eos (and the barge-in speech start) are stamped without the pacer knowing turns.
     """
 
-    def __init__(self, silence: str) -> None:
+    def __init__(self, silence: OutFrame) -> None:
         self.silence = silence
         self.plan: ChunkPlan | None = None
         self.marks: dict[int, list[Callable[[float], None]]] = {}
-        self.then: tuple[str, ...] = ()
+        self.then: tuple[OutFrame, ...] = ()
         self.on_then_sent: Callable[[float], None] | None = None
-        self.control: list[str] = []  # one-off frames (truncate) sent after the next chunk
+        self.control: list[OutFrame] = []  # one-off frames (truncate) sent after the next chunk
         self.index = 0
 
     def start(self, plan: ChunkPlan, marks: dict[int, list[Callable[[float], None]]],
-              then: tuple[str, ...] = (),
+              then: tuple[OutFrame, ...] = (),
               on_then_sent: Callable[[float], None] | None = None) -> None:
         self.plan, self.marks, self.index = plan, marks, 0
         self.then, self.on_then_sent = then, on_then_sent
@@ -96,9 +99,9 @@ class AudioSource:
         plan = self.plan
         if plan is None:
             return Chunk(self.silence, [], control)
-        chunk = Chunk(plan.frames[self.index], self.marks.get(self.index, []), control)
+        chunk = Chunk(plan.wire[self.index], self.marks.get(self.index, []), control)
         self.index += 1
-        if self.index == len(plan.frames):
+        if self.index == len(plan.wire):
             self.plan = None
             chunk.then = control + self.then
             chunk.on_then_sent = self.on_then_sent
@@ -125,13 +128,14 @@ class ClientSession:
         target: Target,
         scenario: Scenario,
         plans: Sequence[ChunkPlan],
-        silence_frame: str,
+        silence_frame: str | OutFrame,
         sink: Sink,
         run_t0: float,
         attempt: int = 0,
         clock: Callable[[], float] = trio.current_time,
         stop_at: float | None = None,
         progress: RunProgress | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         self.idx = idx
         self.attempt = attempt
@@ -142,7 +146,11 @@ class ClientSession:
         self.sink = sink
         self.run_t0 = run_t0
         self.conn = Connection(Role.CLIENT, target.dialect)
-        self.source = AudioSource(silence_frame)
+        self.source = AudioSource(silence_frame if isinstance(silence_frame, OutFrame)
+                                  else OutFrame(silence_frame))
+        self.pacer = pacer  # None: run() paces this session with a pacer of its own
+        self._paced: Paced | None = None
+        self._lateness = sink.recorder.series(target.name, SEND_LATENESS)
         self.active: list[_Turn] = []   # turns in flight (two while a barge-in overlaps)
         self._claimed: set[str] = set()  # response ids owned by this session's turns
         self.turn_idx: int | None = None
@@ -216,7 +224,12 @@ class ClientSession:
                     try:
                         nursery.start_soon(self._reader, ws)
                         await self._configure(ws)
-                        nursery.start_soon(self._pacer, ws)
+                        pacer = self.pacer
+                        if pacer is None:
+                            pacer = Pacer()
+                            nursery.start_soon(pacer.run)
+                        self._paced = pacer.add(lambda deadline: self._send_due(ws, deadline),
+                                                sc.chunk_ms / 1000.0)
                         handed: _Turn | None = None
                         for turn_idx in range(sc.turns_per_session):
                             if self.stop_at is not None and trio.current_time() >= self.stop_at:
@@ -224,6 +237,9 @@ class ClientSession:
                             handed = await self._turn(turn_idx, handed)
                     except SessionEnded:
                         pass
+                    finally:
+                        if self._paced is not None:
+                            self._paced.stop()
                     if self._ended is None:
                         self._ended = "finished"  # our own close is not an error
                     nursery.cancel_scope.cancel()
@@ -233,7 +249,7 @@ class ClientSession:
             code = exc.code or (str(exc.status) if exc.status else None)
             self._error("connect", kind, code, str(exc))
 
-    async def _configure(self, ws: trio_websocket.WebSocketConnection) -> None:
+    async def _configure(self, ws: WsClient) -> None:
         sc = self.scenario
         with trio.move_on_after(sc.connect_timeout_s):
             await self._session_created.wait()
@@ -241,7 +257,11 @@ class ClientSession:
         session = session_to_wire(sc.session, self.target.dialect)
         text = self.conn.send(Event(EventType.SESSION_UPDATE, {"session": session}))
         assert text is not None
-        await ws.send_message(text)
+        try:
+            ws.send_text(text)
+        except ConnectionClosed as exc:
+            self._closed(exc.reason)
+            raise SessionEnded from None
         with trio.move_on_after(sc.connect_timeout_s):
             await self._session_updated.wait()
         self._check_alive("session.updated")
@@ -273,10 +293,10 @@ class ClientSession:
         marks: dict[int, list[Callable[[float], None]]] = {plan.eos_chunk: [turn.tracker.on_eos_sent]}
         if interrupting is not None:
             marks.setdefault(plan.speech_start_chunk, []).append(interrupting.tracker.on_barge_sent)
-        then: tuple[str, ...] = ()
+        then: tuple[OutFrame, ...] = ()
         if sc.turn_mode == "manual":
-            then = tuple(self._client_frame(t, {}) for t in (EventType.INPUT_AUDIO_COMMIT,
-                                                              EventType.RESPONSE_CREATE))
+            then = tuple(OutFrame(self._client_frame(t, {})) for t in (
+                EventType.INPUT_AUDIO_COMMIT, EventType.RESPONSE_CREATE))
         self.source.start(plan, marks, then, turn.tracker.on_commit_sent if then else None)
         self.active.append(turn)
         self.turn_idx = turn_idx
@@ -363,45 +383,38 @@ class ClientSession:
 
     # -- tasks -----------------------------------------------------------------------------
 
-    async def _pacer(self, ws: trio_websocket.WebSocketConnection) -> None:
-        chunk_s = self.scenario.chunk_ms / 1000.0
-        t0 = trio.current_time()
-        k = 0
-        recorder = self.sink.recorder
-        series = recorder.series(self.target.name, SEND_LATENESS)
-        bunch_ms = self.scenario.chunk_ms
-        while True:
-            deadline = t0 + (k + 1) * chunk_s
-            await trio.sleep_until(deadline)
-            chunk = self.source.next()
-            try:
-                await ws.send_message(chunk.frame)
-                t_sent = trio.current_time()
-                for extra in chunk.then:
-                    await ws.send_message(extra)
-            except trio_websocket.ConnectionClosed as exc:
-                self._closed(exc)
-                return
-            late_ms = (t_sent - deadline) * 1000.0
-            series.record_ms(late_ms)
-            if late_ms > bunch_ms:  # sent back to back with its predecessor: say so
-                recorder.count(BUNCHED_CHUNKS)
-            for turn in self.active:
-                turn.lateness_ms = max(turn.lateness_ms, late_ms)
-            for mark in chunk.on_sent:
-                mark(t_sent)
-            if chunk.on_then_sent is not None:
-                chunk.on_then_sent(trio.current_time())
-            k += 1
+    def _send_due(self, ws: WsClient, deadline: float) -> bool:
+        """Called by the pacer at each chunk deadline: send the chunk (and its control frames).
 
-    async def _reader(self, ws: trio_websocket.WebSocketConnection) -> None:
-        while True:
-            try:
-                frame = await ws.get_message()
-            except trio_websocket.ConnectionClosed as exc:
-                self._closed(exc)
-                return
-            self.handle_frame(frame, trio.current_time())  # stamped before parsing
+        Lateness is measured at send completion against the chunk's absolute deadline; a
+        chunk sent more than a whole chunk late was bunched with its predecessor and is
+        counted as such. Returns False when the session wants no more ticks.
+        """
+        if self._ended is not None:
+            return False
+        chunk = self.source.next()
+        try:
+            ws.send_frame(chunk.frame, lambda t: self._chunk_sent(chunk, deadline, t))
+            last = len(chunk.then) - 1
+            for i, extra in enumerate(chunk.then):
+                ws.send_frame(extra, chunk.on_then_sent if i == last else None)
+        except ConnectionClosed as exc:
+            self._closed(exc.reason)
+            return False
+        return True
+
+    def _chunk_sent(self, chunk: Chunk, deadline: float, t_sent: float) -> None:
+        late_ms = (t_sent - deadline) * 1000.0
+        self._lateness.record_ms(late_ms)
+        if late_ms > self.scenario.chunk_ms:  # sent back to back with its predecessor: say so
+            self.sink.recorder.count(BUNCHED_CHUNKS)
+        for turn in self.active:
+            turn.lateness_ms = max(turn.lateness_ms, late_ms)
+        for mark in chunk.on_sent:
+            mark(t_sent)
+
+    async def _reader(self, ws: WsClient) -> None:
+        self._closed(await ws.receive_into(self.handle_frame))  # stamps before parsing
 
     def handle_frame(self, frame: str | bytes, t: float) -> bool:
         """Parse, check and act on one server message received at ``t``.
@@ -454,8 +467,9 @@ class ClientSession:
                     tr.record.truncate_audio_end_ms is None):
                 played = tr.played_ms(t)
                 tr.record.truncate_audio_end_ms = played
-                self.source.control.append(self._client_frame(EventType.ITEM_TRUNCATE, {
-                    "item_id": tr.item_id, "content_index": 0, "audio_end_ms": played}))
+                self.source.control.append(OutFrame(self._client_frame(
+                    EventType.ITEM_TRUNCATE,
+                    {"item_id": tr.item_id, "content_index": 0, "audio_end_ms": played})))
 
     def _session_error(self, event: Event) -> None:
         """An ``error`` outside a turn: while configuring it ends the session (the seed case)."""
@@ -466,13 +480,12 @@ class ClientSession:
         if not self._session_updated.is_set():
             self._end("error during session set-up")
 
-    def _closed(self, exc: trio_websocket.ConnectionClosed) -> None:
+    def _closed(self, reason: CloseReason) -> None:
         if self._ended is not None:
             return
-        reason = exc.reason
-        code = str(reason.code) if reason is not None else None
+        code = str(reason.code)
         self._close_code = code
-        message = (reason.reason or reason.name) if reason is not None else "closed"
+        message = reason.reason or reason.name
         self._error(self._phase(), "close", code, f"connection closed: {message}")
         self._end("closed")
 

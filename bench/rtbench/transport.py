@@ -1,7 +1,8 @@
 """The WebSocket edge: open a connection to a target, turn handshake failures into one line.
 
-Only this module (and the simulator server) imports trio-websocket. Secrets in headers never
-leave it: errors carry the status and the server's message, not the request.
+This module is the client's only way to a WebSocket (it uses :mod:`rtbench.wsclient`, the lean
+wsproto client; the simulator server keeps trio-websocket). Secrets in headers never leave it:
+errors carry the status and the server's message, not the request.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from urllib.parse import urlsplit
 
 import orjson
 import trio
-import trio_websocket
 
+from . import wsclient
 from .auth import AuthError
 from .config import Target
+from .wsclient import CloseReason, ConnectionClosed, WsClient
 
 #: Realtime events can be large (item retrieval with audio); do not cap below the 15 MiB append.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
@@ -49,14 +51,16 @@ def _describe_body(body: bytes | None) -> tuple[str | None, str]:
 
 @asynccontextmanager
 async def open_connection(
-    target: Target, timeout_s: float
-) -> AsyncIterator[trio_websocket.WebSocketConnection]:
+    target: Target, timeout_s: float, ssl_context: ssl.SSLContext | None = None
+) -> AsyncIterator[WsClient]:
     """Open the target's WebSocket; raise HandshakeFailed with the server's reason on refusal.
 
-    Only failures of the handshake itself are translated; errors from the body pass through.
+    ``wss://`` uses TLS with the system's default context (``ssl_context`` replaces it, for
+    tests with a private CA). Only failures of the handshake itself are translated; errors
+    from the body pass through. Leaving the block closes the connection.
     """
-    scheme = urlsplit(target.url).scheme
-    ssl_context = ssl.create_default_context() if scheme == "wss" else None
+    if urlsplit(target.url).scheme == "wss" and ssl_context is None:
+        ssl_context = ssl.create_default_context()
     pairs = target.headers
     if target.auth is not None:
         try:
@@ -67,40 +71,43 @@ async def open_connection(
         except trio.TooSlowError:
             raise HandshakeFailed(None, "auth_timeout",
                                   f"no credentials within {timeout_s:g} s") from None
-    headers = [(k.encode(), v.encode()) for k, v in pairs]
-    connected = False
     try:
-        async with trio_websocket.open_websocket_url(
-            target.url,
-            ssl_context,
-            extra_headers=headers,
-            max_message_size=MAX_MESSAGE_BYTES,
-            connect_timeout=timeout_s,
-            disconnect_timeout=2,
-        ) as ws:
-            connected = True
-            yield ws
-    except trio_websocket.ConnectionRejected as exc:
-        if connected:
-            raise
+        with trio.fail_after(timeout_s):
+            ws = await wsclient.connect(target.url, headers=list(pairs), ssl_context=ssl_context,
+                                        max_message_bytes=MAX_MESSAGE_BYTES)
+    except wsclient.Rejected as exc:
         code, message = _describe_body(exc.body)
-        raise HandshakeFailed(exc.status_code, code, message) from None
-    except trio_websocket.ConnectionTimeout:
-        if connected:
-            raise
+        raise HandshakeFailed(exc.status, code, message) from None
+    except trio.TooSlowError:
         raise HandshakeFailed(None, "connect_timeout",
                               f"no handshake within {timeout_s:g} s") from None
-    except trio_websocket.HandshakeError as exc:
-        if connected:
-            raise
-        raise HandshakeFailed(None, "handshake_error", type(exc).__name__) from None
+    except wsclient.HandshakeError as exc:
+        raise HandshakeFailed(None, "handshake_error", str(exc)) from None
     except OSError as exc:
-        if connected:
-            raise
         raise HandshakeFailed(None, "connect_error", f"cannot connect to {_host(target.url)}: "
                               f"{exc.strerror or exc}") from None
+    except trio.BrokenResourceError as exc:  # TLS refused (bad certificate, ...)
+        cause = exc.__cause__ or exc
+        raise HandshakeFailed(None, "tls_error", f"TLS with {_host(target.url)} failed: "
+                              f"{cause}") from None
+    try:
+        async with trio.open_nursery() as nursery:  # where a flush task runs if sends back up
+            ws.attach(nursery)
+            try:
+                yield ws
+            finally:
+                await ws.aclose()
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:  # the nursery wrapped what the caller's block raised
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
 
 
 def _host(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+
+
+__all__ = ["MAX_MESSAGE_BYTES", "CloseReason", "ConnectionClosed", "HandshakeFailed", "WsClient",
+           "open_connection"]

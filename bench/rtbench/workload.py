@@ -2,7 +2,8 @@
 
 An utterance is loaded once (numpy PCM16, checked for 24 kHz mono 16-bit), its end of speech is
 found with the same detector the simulator uses, and its ``input_audio_buffer.append`` frames
-are encoded once per chunk size, so sessions only pick ready-made text to send.
+are encoded once per chunk size (JSON text and WebSocket frame), so sessions only pick
+ready-made frames to send.
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import wave
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .audio import SAMPLE_RATE, SAMPLES_PER_MS, Pcm, speech_bounds
 from .protocol import Dialect, Event, EventType, encode
+from .wsframe import OutFrame
 
 
 class WorkloadError(Exception):
@@ -82,13 +84,21 @@ def append_frame(pcm: Pcm) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ChunkPlan:
-    """An utterance cut into chunk frames, with the index of the chunk holding P_eos."""
+    """An utterance cut into chunk frames, with the index of the chunk holding P_eos.
+
+    ``wire`` holds the same frames as ready-made WebSocket messages (header and payload built
+    once per run, only the per-send mask left), shared by every session that speaks them.
+    """
 
     utterance: Utterance
     chunk_ms: int
     frames: tuple[str, ...]
     eos_chunk: int
     speech_start_chunk: int
+    wire: tuple[OutFrame, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "wire", tuple(OutFrame(f) for f in self.frames))
 
 
 def plan_chunks(utt: Utterance, chunk_ms: int) -> ChunkPlan:

@@ -1,4 +1,4 @@
-"""The simulator's I/O edge: a trio-websocket server around :class:`SimSession`.
+"""The simulator's I/O edge: a WebSocket server (:mod:`rtbench.wsserver`) around :class:`SimSession`.
 
 Routing (paths, dialect, auth) happens here on the handshake; everything after the upgrade is
 the sans-IO behaviour. One task reads client frames, one sends what the behaviour has due.
@@ -6,6 +6,7 @@ the sans-IO behaviour. One task reads client frames, one sends what the behaviou
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import time
@@ -17,8 +18,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 import trio
-import trio_websocket
 
+# The lean server (same API as the trio-websocket subset used here, no reader task per
+# connection; see wsserver.py for the profile that motivated it).
+from .. import wsserver as trio_websocket
 from ..protocol import Connection, Dialect, ProtocolViolation, Role
 from . import payloads
 from .behaviour import Close, Injected, Raw, SimSession
@@ -27,6 +30,9 @@ from .profile import Profile
 from .stats import SimStats
 
 BETA_SUBPROTOCOL = "openai-beta.realtime-v1"
+#: Read up to this much per receive: several audio frames per wakeup under load (the
+#: trio-websocket default, 4 KiB, needs two reads for one 100 ms chunk).
+RECEIVE_BYTES = 256 * 1024
 KEY_SUBPROTOCOL = "openai-insecure-api-key."
 
 
@@ -147,9 +153,9 @@ class SimServer:
     async def serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
         try:
             async with trio.open_nursery() as nursery:
-                server = await nursery.start(
+                server = await nursery.start(functools.partial(
                     trio_websocket.serve_websocket, self._handle, self.config.host,
-                    self.config.port, None)
+                    self.config.port, None, receive_buffer_size=RECEIVE_BYTES))
                 self.port = server.port
                 if self.config.stats_file is not None:
                     nursery.start_soon(self._write_stats_periodically, self.config.stats_file)
@@ -232,7 +238,7 @@ class SimServer:
                 sim.receive(conn.receive(frame), now)
             except ProtocolViolation as exc:
                 sim.protocol_error(now, exc.detail)
-            waker.wake()
+            waker.wake_by(sim.next_due())
 
     async def _send_due(self, ws: trio_websocket.WebSocketConnection, sim: SimSession,
                         conn: Connection, waker: _Waker) -> None:
@@ -277,15 +283,24 @@ async def drop_tcp(ws: trio_websocket.WebSocketConnection) -> None:
 
 
 class _Waker:
-    """Lets the reader cut the sender's sleep short when new input may have scheduled output."""
+    """Lets the reader cut the sender's sleep short when new input scheduled earlier output.
+
+    Most client frames (audio appends) schedule nothing, so the sender is woken only when the
+    next due output moved before the time it sleeps until: one task switch per frame saved.
+    """
 
     def __init__(self) -> None:
         self._event = trio.Event()
+        self._until = math.inf
 
-    def wake(self) -> None:
-        self._event.set()
+    def wake_by(self, due: float | None) -> None:
+        if due is not None and due < self._until:
+            self._event.set()
 
     async def wait_until(self, deadline: float | None) -> None:
-        with trio.move_on_at(math.inf if deadline is None else deadline):
+        self._until = math.inf if deadline is None else deadline
+        with trio.move_on_at(self._until):
             await self._event.wait()
-        self._event = trio.Event()
+        self._until = -math.inf  # awake: any new output is seen before the next sleep
+        if self._event.is_set():
+            self._event = trio.Event()

@@ -1,0 +1,419 @@
+"""How many real-time sessions does ONE client core sustain? (and the simulator's core?)
+
+    python bench/perf/sessions_per_core.py [--quick] [--repeats 3] [--chunk-ms 20 100]
+    python bench/perf/sessions_per_core.py --memory 1000     # RSS per waiting session
+    python bench/perf/sessions_per_core.py --rss-1000        # client RSS of 1,000 live sessions
+
+The simulator (``python -m rtbench serve --port 0``) runs in its own process pinned to one core;
+each trial runs the client in a fresh process pinned to the other core. A trial ramps N
+sessions up (default scenario: real speech turns, server VAD, silence, responses), waits for
+them to settle, then measures over a window: the client's p99 chunk send lateness (against
+each chunk's absolute deadline), the client's CPU (process time / wall time) and the
+simulator's CPU (from /proc). N passes when lateness p99 < 5 ms, client CPU <= 75 % of a core
+and no session failed. The search steps N up by x1.5 until a trial fails, then bisects; the
+whole search is repeated and the median maximum reported with the spread, because the machine
+is shared and timing noise is real.
+
+Why subprocesses: a client in the parent would share the interpreter with the bookkeeping, and
+a fresh process per trial gives every N the same clean start (heap, sockets, CPU accounting).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+LATENESS_LIMIT_MS = 5.0
+CPU_LIMIT = 0.75
+CLIENT_CORE, SIM_CORE = 0, 1
+
+
+# -- helpers shared by parent and child ------------------------------------------------------
+
+def _pin(core: int) -> None:
+    """Pin the calling process to one core (no-op where affinity is unsupported)."""
+    if hasattr(os, "sched_setaffinity") and core < (os.cpu_count() or 1):
+        os.sched_setaffinity(0, {core})
+
+
+def _rss_mb(pid: int | str = "self") -> tuple[float, float]:
+    """(current RSS, peak RSS) in MiB from /proc."""
+    fields: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = int(value.split()[0]) / 1024
+    return fields.get("VmRSS", 0.0), fields.get("VmHWM", 0.0)
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (from /proc/<pid>/stat)."""
+    parts = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# -- the child: one trial --------------------------------------------------------------------
+
+def run_trial(ns: argparse.Namespace) -> None:
+    """Drive ``ns.trial`` sessions against ``ns.url``; print WINDOW, then one JSON result."""
+    import trio
+
+    from rtbench.config import Target, load_scenario
+    from rtbench.engine import GENERATOR, LOOP_LAG, RunPlan, run_sessions
+    from rtbench.load import LoadModel
+    from rtbench.metrics import BUNCHED_CHUNKS, SEND_LATENESS, Recorder
+    from rtbench.records import ErrorRecord, SessionRecord, TurnRecord
+    from rtbench.workload import load_utterance, plan_chunks
+
+    _pin(CLIENT_CORE)
+    sc = load_scenario(REPO / "workloads" / "default.toml")
+    sc = replace(sc, chunk_ms=ns.chunk_ms, turns_per_session=1_000_000,
+                 turn_timeout_s=ns.turn_timeout_s, connect_timeout_s=30.0)
+    plans = [plan_chunks(load_utterance(sc.audio_dir / f"{u}.wav"), sc.chunk_ms)
+             for u in sc.utterances]
+    target = Target(name="sim", url=ns.url)
+    total_s = ns.ramp_s + ns.settle_s + ns.measure_s
+    plan = RunPlan(sc, [target], ns.trial,
+                   load=LoadModel(sessions=ns.trial, ramp_up_s=ns.ramp_s, duration_s=total_s + 60))
+
+    class Sink:
+        def __init__(self) -> None:
+            self.recorder = Recorder()
+            self.turns: Counter[str] = Counter()
+            self.errors: Counter[str] = Counter()
+
+        def turn(self, record: TurnRecord) -> None:
+            self.turns[record.status] += 1
+
+        def error(self, record: ErrorRecord) -> None:
+            if record.severity != "benign":
+                self.errors[f"{record.phase}/{record.code}"] += 1
+
+        def session(self, record: SessionRecord) -> None:
+            pass
+
+    sink = Sink()
+    rss_base = _rss_mb()[0]
+
+    async def main() -> dict[str, Any]:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run_sessions, plan, plans, sink)
+            await trio.sleep(ns.ramp_s + ns.settle_s)
+            late = sink.recorder.series("sim", SEND_LATENESS).histogram
+            lag = sink.recorder.series(GENERATOR, LOOP_LAG).histogram
+            late.reset()
+            lag.reset()
+            bunched0 = sink.recorder.counters.get(BUNCHED_CHUNKS, 0)
+            turns0, errors0 = sum(sink.turns.values()), Counter(sink.errors)
+            print("WINDOW", flush=True)
+            cpu0, wall0 = time.process_time(), time.monotonic()
+            await trio.sleep(ns.measure_s)
+            cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+            rss, hwm = _rss_mb()
+            out = {
+                "sessions": ns.trial, "chunk_ms": ns.chunk_ms,
+                "late_p50_ms": late.get_value_at_percentile(50) / 1000,
+                "late_p99_ms": late.get_value_at_percentile(99) / 1000,
+                "late_max_ms": late.get_max_value() / 1000,
+                "chunks": late.get_total_count(),
+                "loop_lag_p99_ms": lag.get_value_at_percentile(99) / 1000,
+                "bunched": sink.recorder.counters.get(BUNCHED_CHUNKS, 0) - bunched0,
+                "client_cpu": cpu / wall,
+                "turns": sum(sink.turns.values()) - turns0,
+                "turns_ok_total": sink.turns["ok"],
+                "errors": dict(sink.errors - errors0),
+                "errors_total": sum(sink.errors.values()),
+                "rss_mb": rss, "rss_peak_mb": hwm, "rss_base_mb": rss_base,
+            }
+            nursery.cancel_scope.cancel()
+        return out
+
+    print(json.dumps(trio.run(main)), flush=True)
+    os._exit(0)  # do not wait for N sockets to close politely
+
+
+# -- the child: memory of waiting sessions ---------------------------------------------------
+
+def run_memory(ns: argparse.Namespace) -> None:
+    """N sessions connect, configure, speak one utterance and wait for a response that the
+    simulator holds back (first audio after 10 min): RSS delta per waiting session."""
+    import gc
+
+    import trio
+
+    from rtbench.config import Target, load_scenario
+    from rtbench.engine import RunPlan, run_sessions
+    from rtbench.load import LoadModel
+    from rtbench.metrics import Recorder
+    from rtbench.records import ErrorRecord, SessionRecord, TurnRecord
+    from rtbench.workload import load_utterance, plan_chunks
+
+    _pin(CLIENT_CORE)
+    sc = load_scenario(REPO / "workloads" / "default.toml")
+    sc = replace(sc, chunk_ms=ns.chunk_ms, turns_per_session=1, turn_timeout_s=600.0,
+                 connect_timeout_s=30.0)
+    plans = [plan_chunks(load_utterance(sc.audio_dir / f"{u}.wav"), sc.chunk_ms)
+             for u in sc.utterances]
+
+    class Sink:
+        recorder = Recorder()
+        errors = 0
+
+        def turn(self, record: TurnRecord) -> None:
+            pass
+
+        def error(self, record: ErrorRecord) -> None:
+            self.errors += 1
+
+        def session(self, record: SessionRecord) -> None:
+            pass
+
+    sink = Sink()
+    n = ns.memory
+    plan = RunPlan(sc, [Target(name="sim", url=ns.url)], n,
+                   load=LoadModel(sessions=n, ramp_up_s=ns.ramp_s))
+
+    async def main() -> dict[str, Any]:
+        gc.collect()
+        base = _rss_mb()[0]
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run_sessions, plan, plans, sink)
+            created = sink.recorder.series("sim", "session_created_ms").histogram
+            with trio.move_on_after(ns.ramp_s + 60.0):
+                while created.get_total_count() < n:
+                    await trio.sleep(0.5)
+            await trio.sleep(8.0)  # every session spoke its utterance (<= ~4 s) and now waits
+            gc.collect()
+            rss, hwm = _rss_mb()
+            stats = trio.lowlevel.current_statistics()
+            nursery.cancel_scope.cancel()
+        live = created.get_total_count()
+        return {"sessions": live, "chunk_ms": ns.chunk_ms, "rss_base_mb": base, "rss_mb": rss,
+                "rss_peak_mb": hwm, "kib_per_session": (rss - base) * 1024 / max(1, live),
+                "tasks": stats.tasks_living, "errors": sink.errors}
+
+    print(json.dumps(trio.run(main)), flush=True)
+    os._exit(0)
+
+
+# -- the parent: simulator, trials, search ---------------------------------------------------
+
+class Simulator:
+    """``rtbench serve`` in its own process pinned to SIM_CORE."""
+
+    def __init__(self, extra: list[str]) -> None:
+        cmd = [sys.executable, "-m", "rtbench", "serve", "--port", "0", "--seed", "1", *extra]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True,
+                                     preexec_fn=lambda: _pin(SIM_CORE),
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().strip()
+        if not line.startswith("listening on "):
+            raise RuntimeError(f"simulator did not start: {line!r}")
+        self.url = f"ws://{line.removeprefix('listening on ')}/v1/realtime?model=gpt-realtime"
+
+    def cpu_s(self) -> float:
+        return _cpu_s(self.proc.pid)
+
+    def rss_mb(self) -> float:
+        return _rss_mb(self.proc.pid)[0]
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def _child(args: list[str]) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: _pin(CLIENT_CORE))
+
+
+def trial(sim: Simulator, n: int, chunk_ms: int, ns: argparse.Namespace) -> dict[str, Any]:
+    ramp = max(2.0, n / ns.connect_rate)
+    proc = _child(["--trial", str(n), "--url", sim.url, "--chunk-ms", str(chunk_ms),
+                   "--ramp-s", str(ramp), "--settle-s", str(ns.settle_s),
+                   "--measure-s", str(ns.measure_s)])
+    assert proc.stdout is not None
+    sim_cpu0 = wall0 = 0.0
+    result: dict[str, Any] = {}
+    for line in proc.stdout:
+        if line.strip() == "WINDOW":
+            sim_cpu0, wall0 = sim.cpu_s(), time.monotonic()
+        elif line.startswith("{"):
+            wall = time.monotonic() - wall0
+            result = json.loads(line)
+            result["sim_cpu"] = (sim.cpu_s() - sim_cpu0) / wall
+            result["sim_rss_mb"] = sim.rss_mb()
+    proc.wait()
+    if not result:
+        raise RuntimeError(f"trial of {n} sessions produced no result (exit {proc.returncode})")
+    result["load1"] = os.getloadavg()[0]
+    result["passed"] = (result["late_p99_ms"] < LATENESS_LIMIT_MS
+                        and result["client_cpu"] <= CPU_LIMIT and not result["errors_total"])
+    time.sleep(1.0)  # let the simulator close the last trial's sockets
+    return result
+
+
+def _show(r: dict[str, Any]) -> None:
+    verdict = "pass" if r["passed"] else "FAIL"
+    errs = f" errors {r['errors']}" if r["errors_total"] else ""
+    print(f"  {r['sessions']:5d} x {r['chunk_ms']:3d} ms: late p50 {r['late_p50_ms']:6.2f} "
+          f"p99 {r['late_p99_ms']:7.2f} max {r['late_max_ms']:7.1f} ms, bunched {r['bunched']:5d}, "
+          f"client cpu {100 * r['client_cpu']:5.1f} %, sim cpu {100 * r['sim_cpu']:5.1f} %, "
+          f"turns {r['turns']:5d}, rss {r['rss_mb']:6.1f} MiB, load {r['load1']:.2f} "
+          f"-> {verdict}{errs}", flush=True)
+
+
+def attempt(sim: Simulator, n: int, chunk_ms: int, ns: argparse.Namespace) -> dict[str, Any]:
+    """Up to ``ns.attempts`` trials of N; the first that passes counts (other processes on
+    the shared machine preempt ours for milliseconds at a time, which fails the p99 lateness
+    test although the client itself keeps up; every attempt is printed)."""
+    for _ in range(ns.attempts):
+        r = trial(sim, n, chunk_ms, ns)
+        _show(r)
+        if r["passed"]:
+            break
+    ALL.append(r)
+    return r
+
+
+ALL: list[dict[str, Any]] = []  # every trial, for the simulator's figure
+
+
+def search(sim: Simulator, chunk_ms: int, start: int, ns: argparse.Namespace
+           ) -> tuple[int, dict[str, Any] | None]:
+    """Largest passing N: step up by x1.5 from ``start``, then bisect to ~4 %."""
+    good: tuple[int, dict[str, Any] | None] = (0, None)
+    n, bad = start, None
+    while bad is None:
+        r = attempt(sim, n, chunk_ms, ns)
+        if r["passed"]:
+            good = (n, r)
+            n = int(n * 1.5)
+            if n > ns.max_sessions:
+                return good
+        else:
+            bad = n
+    lo = good[0]
+    while bad - lo > max(10, lo // 25):
+        mid = (lo + bad) // 2
+        r = attempt(sim, mid, chunk_ms, ns)
+        if r["passed"]:
+            lo, good = mid, (mid, r)
+        else:
+            bad = mid
+    return good
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="one search, short windows")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--attempts", type=int, default=2,
+                    help="trials per N; N passes if one does (shared-machine noise)")
+    ap.add_argument("--chunk-ms", type=int, nargs="+", default=[20, 100])
+    ap.add_argument("--start", type=int, nargs="+", default=None,
+                    help="first N per chunk size (default 100 at 20 ms, 400 at 100 ms)")
+    ap.add_argument("--settle-s", type=float, default=4.0)
+    ap.add_argument("--measure-s", type=float, default=10.0)
+    ap.add_argument("--connect-rate", type=float, default=200.0, help="ramp-up sessions/s")
+    ap.add_argument("--max-sessions", type=int, default=4000)
+    ap.add_argument("--memory", type=int, default=None, metavar="N",
+                    help="measure RSS per waiting session with N sessions")
+    ap.add_argument("--rss-1000", action="store_true",
+                    help="run 1,000 sessions at 100 ms chunks and report the client's RSS")
+    ap.add_argument("--fixed", type=int, default=None, metavar="N", help="one trial of N sessions")
+    # child modes
+    ap.add_argument("--trial", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--url", help=argparse.SUPPRESS)
+    ap.add_argument("--ramp-s", type=float, default=5.0, help=argparse.SUPPRESS)
+    ap.add_argument("--turn-timeout-s", type=float, default=20.0, help=argparse.SUPPRESS)
+    ap.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
+    ns = ap.parse_args()
+    if ns.trial is not None or ns.memory_child:
+        ns.chunk_ms = ns.chunk_ms[0]
+    if ns.trial is not None:
+        return run_trial(ns)
+    if ns.memory_child:
+        return run_memory(ns)
+    if ns.quick:
+        ns.repeats, ns.attempts, ns.settle_s, ns.measure_s = 1, 1, 3.0, 6.0
+
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"cores: {os.cpu_count()}, load average {load}; client on core {CLIENT_CORE}, "
+          f"simulator on core {SIM_CORE}; pass = send lateness p99 < {LATENESS_LIMIT_MS:g} ms, "
+          f"client CPU <= {100 * CPU_LIMIT:g} %, no failed session "
+          f"(best of {ns.attempts} trials per N)", flush=True)
+    if ns.memory is not None:
+        sim = Simulator(["--first-audio-ms", "600000"])
+        try:
+            proc = _child(["--memory-child", "--memory", str(ns.memory), "--url", sim.url,
+                           "--chunk-ms", str(ns.chunk_ms[-1]),
+                           "--ramp-s", str(max(2.0, ns.memory / ns.connect_rate))])
+            out, _ = proc.communicate()
+            r = json.loads(out.strip().splitlines()[-1])
+            print(f"memory: {r['sessions']} waiting sessions ({r['chunk_ms']} ms chunks): client RSS "
+                  f"{r['rss_base_mb']:.1f} -> {r['rss_mb']:.1f} MiB = {r['kib_per_session']:.1f} KiB "
+                  f"per session ({r['tasks']} trio tasks, {r['errors']} errors); simulator RSS "
+                  f"{sim.rss_mb():.1f} MiB")
+        finally:
+            sim.close()
+        return
+    if ns.rss_1000 or ns.fixed is not None:
+        sim = Simulator([])
+        try:
+            for chunk_ms in ns.chunk_ms if ns.fixed is not None else [100]:
+                r = trial(sim, ns.fixed or 1000, chunk_ms, ns)
+                _show(r)
+                print(f"client RSS with {r['sessions']} live sessions: {r['rss_mb']:.1f} MiB "
+                      f"(peak {r['rss_peak_mb']:.1f}, before sessions {r['rss_base_mb']:.1f}); "
+                      f"simulator RSS {r['sim_rss_mb']:.1f} MiB")
+        finally:
+            sim.close()
+        return
+
+    starts = dict(zip(ns.chunk_ms, ns.start or [100 if c <= 20 else 400 for c in ns.chunk_ms],
+                      strict=False))
+    found: dict[int, list[tuple[int, dict[str, Any] | None]]] = {c: [] for c in ns.chunk_ms}
+    sim = Simulator([])
+    try:
+        for rep in range(ns.repeats):
+            for chunk_ms in ns.chunk_ms:
+                print(f"search {rep + 1}/{ns.repeats}, {chunk_ms} ms chunks:", flush=True)
+                found[chunk_ms].append(search(sim, chunk_ms, starts[chunk_ms], ns))
+    finally:
+        sim.close()
+    print("\nsessions per client core (median of repeats; simulator CPU at that load):")
+    for chunk_ms in found:
+        ok = [r for r in ALL if r["chunk_ms"] == chunk_ms and r["passed"] and r["sim_cpu"] <= CPU_LIMIT]
+        best = max(ok, key=lambda r: r["sessions"], default=None)
+        print(f"  simulator, {chunk_ms:3d} ms chunks: " + (
+            f"{best['sessions']} sessions at {100 * best['sim_cpu']:.0f} % of its core (largest "
+            f"passing trial with simulator CPU <= {100 * CPU_LIMIT:g} %)" if best else "none <= 75 %"))
+    for chunk_ms, results in found.items():
+        ns_ = [n for n, _ in results]
+        sims = [r["sim_cpu"] for _, r in results if r is not None]
+        clients = [r["client_cpu"] for _, r in results if r is not None]
+        lates = [r["late_p99_ms"] for _, r in results if r is not None]
+        print(f"  {chunk_ms:3d} ms chunks: {statistics.median(ns_):.0f} sessions (runs: {ns_}); "
+              f"client CPU {100 * statistics.median(clients):.0f} %, send lateness p99 "
+              f"{statistics.median(lates):.2f} ms, simulator CPU "
+              f"{100 * statistics.median(sims):.0f} % of its core" if sims else
+              f"  {chunk_ms:3d} ms chunks: no passing N")
+
+
+if __name__ == "__main__":
+    main()

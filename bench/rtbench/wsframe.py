@@ -1,0 +1,213 @@
+"""Client WebSocket text frames built once and masked per send (RFC 6455 §5.2, §5.3), sans-IO.
+
+Why: a session sends 10–50 audio frames a second and every one is a pre-encoded JSON text
+that many sessions share. Framing it through a generic library costs a header build, a
+copy and a pure-Python XOR per send. Here the header and the payload (as a little-endian
+``uint32`` array, zero-padded to a multiple of 4) are prepared once per frame; a send is one
+numpy XOR with a fresh 32-bit key and a join. Keys come from ``os.urandom`` in batches, so
+each frame still gets an unpredictable key as §5.3 requires of clients.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterator
+
+import numpy as np
+import numpy.typing as npt
+
+OPCODE_CONTINUATION = 0x0
+OPCODE_TEXT = 0x1
+OPCODE_BINARY = 0x2
+OPCODE_CLOSE = 0x8
+OPCODE_PING = 0x9
+OPCODE_PONG = 0xA
+_FIN = 0x80
+_MASK_BIT = 0x80
+_KEYS_PER_BATCH = 4096
+
+
+def frame_header(payload_len: int, opcode: int = OPCODE_TEXT, masked: bool = True) -> bytes:
+    """Header of a final frame (for a masked client frame: without the 4 key bytes)."""
+    first = _FIN | opcode
+    mask = _MASK_BIT if masked else 0
+    if payload_len < 126:
+        return bytes((first, mask | payload_len))
+    if payload_len < 1 << 16:
+        return struct.pack("!BBH", first, mask | 126, payload_len)
+    return struct.pack("!BBQ", first, mask | 127, payload_len)
+
+
+def server_frame(opcode: int, payload: bytes) -> bytes:
+    """A final, unmasked (server-to-client) frame."""
+    return frame_header(len(payload), opcode, masked=False) + payload
+
+
+def close_payload(code: int, reason: str | None = None) -> bytes:
+    return struct.pack("!H", code) + (reason or "").encode()[:123]
+
+
+def xor_mask(payload: bytes, key: bytes) -> bytes:
+    """``payload`` XOR the repeated 4-byte ``key`` (masking and unmasking are the same)."""
+    size = len(payload)
+    words = np.frombuffer(payload + b"\0" * (-size % 4), dtype="<u4")
+    out: bytes = (words ^ np.frombuffer(key, dtype="<u4")[0]).tobytes()
+    return out if len(out) == size else out[:size]
+
+
+class OutFrame:
+    """One complete client text message, ready to be masked and sent any number of times."""
+
+    __slots__ = ("header", "size", "text", "words")
+
+    def __init__(self, text: str) -> None:
+        payload = text.encode()
+        self.text = text
+        self.size = len(payload)
+        self.header = frame_header(self.size)
+        padded = payload + b"\0" * (-self.size % 4)
+        self.words: npt.NDArray[np.uint32] = np.frombuffer(padded, dtype="<u4")
+
+    def masked(self, key: np.uint32) -> bytes:
+        """Header, key and masked payload: the bytes to put on the socket."""
+        body = (self.words ^ key).tobytes()
+        if len(body) != self.size:
+            body = body[: self.size]
+        return b"".join((self.header, key.tobytes(), body))
+
+
+class MaskKeys:
+    """Unpredictable 32-bit masking keys, drawn from the OS in batches."""
+
+    __slots__ = ("_batch", "_next")
+
+    def __init__(self) -> None:
+        self._batch: npt.NDArray[np.uint32] = np.zeros(0, dtype="<u4")
+        self._next = 0
+
+    def next(self) -> np.uint32:
+        if self._next == len(self._batch):
+            self._batch = np.frombuffer(os.urandom(4 * _KEYS_PER_BATCH), dtype="<u4")
+            self._next = 0
+        key: np.uint32 = self._batch[self._next]
+        self._next += 1
+        return key
+
+
+class FrameError(Exception):
+    """The peer broke RFC 6455; ``code`` is the close code to answer with."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(f"{code}: {reason}")
+        self.code = code
+        self.reason = reason
+
+
+class FrameReader:
+    """Whole messages and control frames out of a WebSocket byte stream, sans-IO.
+
+    Why not wsproto's frame protocol after the handshake: it parses through generators and
+    per-field buffer calls and unmasks in pure Python, which was the largest single cost of
+    the simulator at hundreds of sessions. This reader slices one buffer: per frame a
+    header decode, a numpy unmask (client frames) and, for text, one UTF-8 decode.
+
+    ``feed(data)`` then iterate ``events()``: ``(opcode, payload)`` with opcode TEXT (payload
+    ``str``), BINARY (``bytes``, continuations joined) or CLOSE / PING / PONG (``bytes``).
+    Raises :class:`FrameError` on a protocol violation, an oversized message or bad UTF-8.
+    """
+
+    def __init__(self, masked: bool, max_message_bytes: int) -> None:
+        self._masked = masked
+        self._max = max_message_bytes
+        self._buf = bytearray()
+        self._pos = 0
+        self._fragments: list[bytes] = []
+        self._fragment_opcode = 0
+        self._fragment_size = 0
+
+    def feed(self, data: bytes | bytearray) -> None:
+        if self._pos:
+            del self._buf[: self._pos]
+            self._pos = 0
+        self._buf += data
+
+    def events(self) -> Iterator[tuple[int, str | bytes]]:
+        while (frame := self._next_frame()) is not None:
+            fin, opcode, payload = frame
+            if opcode >= OPCODE_CLOSE:
+                if not fin or len(payload) > 125 or opcode > OPCODE_PONG:
+                    raise FrameError(1002, "bad control frame")
+                yield opcode, payload
+                continue
+            if opcode == OPCODE_CONTINUATION:
+                if not self._fragments:
+                    raise FrameError(1002, "continuation without a message")
+            elif self._fragments:
+                raise FrameError(1002, "new message inside a fragmented one")
+            elif opcode not in (OPCODE_TEXT, OPCODE_BINARY):
+                raise FrameError(1002, f"reserved opcode {opcode}")
+            else:
+                self._fragment_opcode = opcode
+            if not fin or self._fragments:
+                self._fragments.append(payload)
+                self._fragment_size += len(payload)
+                if self._fragment_size > self._max:
+                    raise FrameError(1009, f"message over {self._max} bytes")
+                if not fin:
+                    continue
+                payload = b"".join(self._fragments)
+                self._fragments, self._fragment_size = [], 0
+            if self._fragment_opcode == OPCODE_TEXT:
+                try:
+                    yield OPCODE_TEXT, payload.decode()
+                except UnicodeDecodeError:
+                    raise FrameError(1007, "text message is not UTF-8") from None
+            else:
+                yield OPCODE_BINARY, payload
+
+    def _next_frame(self) -> tuple[bool, int, bytes] | None:
+        buf, pos = self._buf, self._pos
+        avail = len(buf) - pos
+        if avail < 2:
+            return None
+        first, second = buf[pos], buf[pos + 1]
+        if first & 0x70:
+            raise FrameError(1002, "reserved bits set (no extension was negotiated)")
+        if bool(second & _MASK_BIT) != self._masked:
+            raise FrameError(1002, "client frames must be masked, server frames not")
+        length, head = second & 0x7F, 2
+        if length == 126:
+            if avail < 4:
+                return None
+            length, head = int.from_bytes(buf[pos + 2 : pos + 4], "big"), 4
+        elif length == 127:
+            if avail < 10:
+                return None
+            length, head = int.from_bytes(buf[pos + 2 : pos + 10], "big"), 10
+        if length > self._max:
+            raise FrameError(1009, f"frame over {self._max} bytes")
+        key = b""
+        if self._masked:
+            key, head = bytes(buf[pos + head : pos + head + 4]), head + 4
+        end = pos + head + length
+        if len(buf) < end:
+            return None
+        payload = bytes(buf[pos + head : end])
+        self._pos = end
+        if key and payload:
+            payload = xor_mask(payload, key)
+        return bool(first & _FIN), first & 0x0F, payload
+
+
+def unmask(frame: bytes) -> tuple[int, bytes]:
+    """(opcode, payload) of one complete masked frame: for tests and the fuzzers."""
+    first, second = frame[0], frame[1]
+    length, pos = second & 0x7F, 2
+    if length == 126:
+        (length,), pos = struct.unpack("!H", frame[2:4]), 4
+    elif length == 127:
+        (length,), pos = struct.unpack("!Q", frame[2:10]), 10
+    key = frame[pos : pos + 4]
+    payload = frame[pos + 4 : pos + 4 + length]
+    return first & 0x0F, bytes(b ^ key[i % 4] for i, b in enumerate(payload))

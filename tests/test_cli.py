@@ -166,3 +166,12 @@ def test_bad_fault_plan_is_a_one_line_config_error(tmp_path: Path) -> None:
     proc = rtbench("--sim-faults", str(plan), "--results", str(tmp_path))
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
     assert "unknown fault kind 'meltdown'" in proc.stderr
+
+
+def test_unwritable_results_dir_is_one_line_before_any_session(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    proc = rtbench("--sessions", "1", "--results", str(blocker / "results"), "--progress", "off")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "cannot write results" in proc.stderr
+    assert proc.stdout == ""  # nothing ran, nothing printed

@@ -17,6 +17,27 @@ def rtbench(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
                           capture_output=True, timeout=120)
 
 
+def start_long_run(tmp_path: Path, run_id: str, sessions: int, output: int
+                   ) -> tuple[subprocess.Popen[str], Path]:
+    """A 50-turn run in the background, returned once ``sessions`` turns are journaled."""
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rtbench", "--sessions", str(sessions), "--turns", "50",
+         "--results", str(tmp_path), "--run-id", run_id, "--progress", "off",
+         "--sim-first-audio-ms", "600", "--sim-first-audio-p99-ms", "600",
+         "--sim-response-audio-ms", "200"],
+        cwd=REPO, text=True, stdout=output, stderr=output)
+    journal = tmp_path / run_id / "turns.jsonl"
+    deadline = time.monotonic() + 60
+    while not (journal.exists() and len(journal.read_text().splitlines()) >= sessions):
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("no turns journaled")
+        time.sleep(0.1)
+    return proc, journal
+
+
 def test_rtbench_sessions_5_runs_against_the_embedded_simulator(tmp_path: Path) -> None:
     proc = rtbench("--sessions", "5", "--turns", "1", "--results", str(tmp_path),
                    "--run-id", "cli", "--sim-first-audio-ms", "700",
@@ -50,20 +71,7 @@ def test_sigterm_stops_within_2s_and_keeps_completed_turns(tmp_path: Path) -> No
     import signal
     import time
 
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rtbench", "--sessions", "4", "--turns", "50", "--results",
-         str(tmp_path), "--run-id", "sig", "--sim-first-audio-ms", "600",
-         "--sim-first-audio-p99-ms", "600", "--sim-response-audio-ms", "200"],
-        cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    journal = tmp_path / "sig" / "turns.jsonl"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if journal.exists() and len(journal.read_text().splitlines()) >= 4:
-            break
-        time.sleep(0.1)
-    else:
-        proc.kill()
-        raise AssertionError("no turns journaled")
+    proc, journal = start_long_run(tmp_path, "sig", 4, subprocess.PIPE)
     t0 = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
@@ -83,17 +91,7 @@ def test_kill_9_then_report_recovers_every_journaled_turn(tmp_path: Path) -> Non
     import signal
     import time
 
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rtbench", "--sessions", "3", "--turns", "50", "--results",
-         str(tmp_path), "--run-id", "k9", "--progress", "off", "--sim-first-audio-ms", "600",
-         "--sim-first-audio-p99-ms", "600", "--sim-response-audio-ms", "200"],
-        cwd=REPO, text=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    journal = tmp_path / "k9" / "turns.jsonl"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if journal.exists() and len(journal.read_text().splitlines()) >= 3:
-            break
-        time.sleep(0.1)
+    proc, journal = start_long_run(tmp_path, "k9", 3, subprocess.DEVNULL)
     children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
                               text=True).stdout.split()
     proc.send_signal(signal.SIGKILL)

@@ -9,7 +9,7 @@ import trio.testing
 
 from rtbench.config import Scenario, Target
 from rtbench.metrics import BUNCHED_CHUNKS, SEND_LATENESS, Recorder
-from rtbench.pacer import Pacer
+from rtbench.pacer import Pacer, spread_phase
 from rtbench.session import ClientSession
 from rtbench.workload import load_utterance, plan_chunks
 from rtbench.wsframe import OutFrame
@@ -34,6 +34,26 @@ def test_each_stream_keeps_its_own_absolute_schedule() -> None:
         pacer.serve_due()
     assert [round(d, 9) for d in seen["a"]] == [round(0.020 * (k + 1), 9) for k in range(12)]
     assert [round(d, 9) for d in seen["b"]] == [0.107, 0.207]
+
+
+def test_a_phase_moves_the_schedule_to_its_own_instant_of_the_period() -> None:
+    clock = Clock()
+    clock.now = 1.003
+    pacer = Pacer(clock)
+    seen: list[float] = []
+    paced = pacer.add(lambda d: seen.append(d) is None, 0.020, phase=0.5)
+    assert 1.003 <= paced.t0 < 1.023 and round(paced.t0 % 0.020, 9) == 0.010
+    clock.now = 1.1
+    pacer.serve_due()
+    assert [round(d, 9) for d in seen] == [1.03, 1.05, 1.07, 1.09]
+
+
+def test_spread_phases_cover_the_period_evenly() -> None:
+    for n in (2, 10, 50, 333):
+        phases = sorted(spread_phase(i) for i in range(n))
+        gaps = [b - a for a, b in zip(phases, [*phases[1:], phases[0] + 1.0], strict=True)]
+        assert max(gaps) < 3.0 / n  # no burst: the widest gap is within a small factor of 1/n
+        assert min(gaps) > 0.3 / n
 
 
 def test_nothing_is_sent_before_its_deadline() -> None:

@@ -14,6 +14,14 @@ What stays exactly as it was with a pacer per session:
   can record how late it left; a stream that fell several chunks behind gets all of them in
   the same tick, back to back, each with its own (large) lateness — never dropped or merged.
 
+Streams started together (a closed run opens every session at once) would otherwise all fall due
+in the same instant of every period, so the generator and the server would each serve them in
+one burst, and the last of a burst would be stamped a burst-length late on both sides. Real
+microphones of different users have unrelated phases; :func:`spread_phase` gives the i-th
+stream a phase of its own (a low-discrepancy sequence, even for any number of streams) and
+``add(..., phase=...)`` starts its schedule at the next instant of that phase, at most one
+period later.
+
 The pacer knows nothing about audio or sockets: a stream is a callable ``tick(deadline)``
 that sends what is due and returns False when it wants no more ticks.
 """
@@ -31,6 +39,14 @@ Tick = Callable[[float], bool]
 
 #: Serve at most this many chunks before letting other tasks (readers) run.
 BATCH = 64
+
+_GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
+
+
+def spread_phase(i: int) -> float:
+    """Phase (fraction of a period) for stream ``i``: consecutive streams land far apart and
+    any N of them cover the period nearly evenly (golden-ratio sequence)."""
+    return (i * _GOLDEN) % 1.0
 
 
 class Paced:
@@ -63,9 +79,18 @@ class Pacer:
         self.ticks = 0      # wakeups that served at least one chunk
         self.chunks = 0     # chunks served
 
-    def add(self, tick: Tick, period_s: float, t0: float | None = None) -> Paced:
-        """Pace ``tick`` every ``period_s`` from ``t0`` (default now): first call at t0 + period."""
-        paced = Paced(tick, self.clock() if t0 is None else t0, period_s)
+    def add(self, tick: Tick, period_s: float, t0: float | None = None,
+            phase: float | None = None) -> Paced:
+        """Pace ``tick`` every ``period_s`` from ``t0`` (default now): first call at t0 + period.
+
+        With ``phase`` (a fraction of the period), t0 moves forward to the next instant that is
+        ``phase`` periods past a multiple of the period on the pacer's clock.
+        """
+        if t0 is None:
+            t0 = self.clock()
+        if phase is not None:
+            t0 += (phase * period_s - t0) % period_s
+        paced = Paced(tick, t0, period_s)
         self._push(paced)
         return paced
 

@@ -20,7 +20,7 @@ from . import transport
 from .config import Scenario, Target
 from .diagnose import explain_session_error
 from .metrics import BARGE_LATENCIES, BUNCHED_CHUNKS, SEND_LATENESS, TURN_LATENCIES, Recorder
-from .pacer import Paced, Pacer
+from .pacer import Paced, Pacer, spread_phase
 from .protocol import (
     Connection,
     ErrorInfo,
@@ -229,7 +229,7 @@ class ClientSession:
                             pacer = Pacer()
                             nursery.start_soon(pacer.run)
                         self._paced = pacer.add(lambda deadline: self._send_due(ws, deadline),
-                                                sc.chunk_ms / 1000.0)
+                                                sc.chunk_ms / 1000.0, phase=spread_phase(self.idx))
                         handed: _Turn | None = None
                         for turn_idx in range(sc.turns_per_session):
                             if self.stop_at is not None and trio.current_time() >= self.stop_at:

@@ -328,13 +328,16 @@ class ClientSession:
                     await turn.truncated.wait()  # conversation.item.truncated follows the cancel
         rec = tracker.finalize(timed_out=scope.cancelled_caught and self._ended is None)
         rec.send_lateness_max_ms = turn.lateness_ms
-        if rec.status == "error" and self._close_code is not None and tracker.t_done is None \
-                and tracker.error is None:
+        # Failed only because the connection went: the close is the error (recorded already).
+        cut_by_close = tracker.t_done is None and tracker.error is None
+        if rec.status == "error" and self._close_code is not None and cut_by_close:
             rec.error_code = f"close_{self._close_code}"  # the connection went mid-turn
         if rec.status == "timeout":
             self._error("turn", "timeout", "turn_timeout",
                         f"no response.done within {sc.turn_timeout_s:g} s")
-        elif rec.status == "error" and self._ended is None:
+        elif rec.status == "error" and not (self._ended is not None and cut_by_close):
+            # An error event or failed response.done is recorded even when the close came in
+            # the same read (session_expired, then close 1001, in one TCP segment).
             kind = "error_event" if tracker.t_done is None else "response_failed"
             message = tracker.error.message if tracker.error else f"status {rec.response_status}"
             self._error("turn", kind, rec.error_code, message)

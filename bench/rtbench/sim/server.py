@@ -30,9 +30,6 @@ from .profile import Profile
 from .stats import SimStats
 
 BETA_SUBPROTOCOL = "openai-beta.realtime-v1"
-#: Read up to this much per receive: several audio frames per wakeup under load (the
-#: trio-websocket default, 4 KiB, needs two reads for one 100 ms chunk).
-RECEIVE_BYTES = 256 * 1024
 KEY_SUBPROTOCOL = "openai-insecure-api-key."
 
 
@@ -155,7 +152,7 @@ class SimServer:
             async with trio.open_nursery() as nursery:
                 server = await nursery.start(functools.partial(
                     trio_websocket.serve_websocket, self._handle, self.config.host,
-                    self.config.port, None, receive_buffer_size=RECEIVE_BYTES))
+                    self.config.port, None))
                 self.port = server.port
                 if self.config.stats_file is not None:
                     nursery.start_soon(self._write_stats_periodically, self.config.stats_file)
@@ -274,12 +271,8 @@ class SimServer:
 
 
 async def drop_tcp(ws: trio_websocket.WebSocketConnection) -> None:
-    """Close the TCP stream under the WebSocket with no close frame: the peer sees 1006.
-
-    trio-websocket has no public abort, so this is the one place that reaches into it.
-    """
-    stream: trio.abc.Stream = ws._stream
-    await stream.aclose()
+    """Close the TCP stream under the WebSocket with no close frame: the peer sees 1006."""
+    await ws.abort()
 
 
 class _Waker:

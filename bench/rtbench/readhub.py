@@ -9,8 +9,10 @@ awaits its own socket, so the code above reads as before.
 
 Edge-triggered means one report per arrival: a socket reported while its task is busy is
 remembered as ready, and the next wait returns at once. A reader that reads less than its
-buffer size has drained the socket, so a later arrival is a new edge. A spurious "ready" (the
-data was already read) shows up as ``BlockingIOError`` on the read, and the reader waits again.
+buffer size has drained the socket, so a later arrival is a new edge; one that filled its
+buffer calls :meth:`ReadHub.more` (there may be more, and no new edge will say so). A spurious
+"ready" (the data was already read) shows up as ``BlockingIOError`` on the read, and the reader
+waits again.
 
 Linux only (``select.epoll``); :func:`make_hub` returns None elsewhere and callers fall back to
 trio's own waits.
@@ -40,6 +42,10 @@ class ReadHub:
     def register(self, fd: int) -> None:
         self._epoll.register(fd, _FLAGS)
         self._ready.add(fd)  # bytes may have arrived before registration: look once
+
+    def more(self, fd: int) -> None:
+        """The last read filled its buffer: the next wait on ``fd`` returns at once."""
+        self._ready.add(fd)
 
     def forget(self, fd: int) -> None:
         """Stop watching ``fd`` (call before closing it); a task waiting on it gets

@@ -119,7 +119,10 @@ class WebSocketConnection:
                     return b""
                 await (trio.lowlevel.wait_readable(sock) if hub is None else hub.wait_readable(fd))
                 fd = sock.fileno()
-                return os.read(fd, self._receive_bytes) if fd >= 0 else b""
+                data = os.read(fd, self._receive_bytes) if fd >= 0 else b""
+                if hub is not None and len(data) == self._receive_bytes:
+                    hub.more(fd)  # edge-triggered: no new report for what is still buffered
+                return data
             except BlockingIOError:
                 continue  # reported ready, but already drained: wait for the next arrival
             except (OSError, trio.ClosedResourceError):

@@ -10,8 +10,9 @@ sessions up (default scenario: real speech turns, server VAD, silence, responses
 them to settle, then measures over a window: the client's p99 chunk send lateness (against
 each chunk's absolute deadline), the client's CPU (process time / wall time), the
 simulator's CPU (from /proc) and the simulator's own send lateness (how late its outputs left
-against their schedule, over the whole trial, from its stats file: each trial gets a fresh
-simulator). N passes when the client's lateness p99 < 5 ms, client CPU <= 75 % of a core and no
+against their schedule, over the same window, from two snapshots of its stats file, which it
+rewrites every second: the window is exact to about a second).
+N passes when the client's lateness p99 < 5 ms, client CPU <= 75 % of a core and no
 session failed. The simulator keeps up with a load when its own lateness p99 < 5 ms too; the
 summary says whether it does at the client's maximum (the most one client core generates).
 The search steps N up by x1.5 until a trial fails, then bisects; the
@@ -38,6 +39,8 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+from hdrh.histogram import HdrHistogram
 
 REPO = Path(__file__).resolve().parents[2]
 LATENESS_LIMIT_MS = 5.0
@@ -237,19 +240,38 @@ class Simulator:
     def rss_mb(self) -> float:
         return _rss_mb(self.proc.pid)[0]
 
-    def close(self) -> dict[str, Any]:
-        """Stop it; its send lateness (ms percentiles, as its stats file has them at exit)."""
+    def lateness(self) -> HdrHistogram:
+        """Its send lateness so far (µs), from the latest stats file (at most ~1 s old)."""
+        try:
+            encoded = json.loads(self.stats_file.read_text())["send_lateness_hdr"]
+        except (OSError, ValueError, KeyError):
+            return HdrHistogram(1, 60_000_000, 3)
+        return HdrHistogram.decode(encoded)
+
+    def close(self) -> None:
         self.proc.terminate()
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-        try:
-            lateness: dict[str, Any] = json.loads(self.stats_file.read_text())["send_lateness_ms"]
-        except (OSError, ValueError, KeyError):
-            lateness = {}
         shutil.rmtree(self.stats_file.parent, ignore_errors=True)
-        return lateness
+
+
+def window_p99_ms(before: HdrHistogram, after: HdrHistogram) -> float:
+    """p99 (ms) of what was recorded between two snapshots of one cumulative histogram."""
+    counts = {v.value_iterated_to: v.count_at_value_iterated_to
+              for v in after.get_recorded_iterator()}
+    for v in before.get_recorded_iterator():
+        counts[v.value_iterated_to] -= v.count_at_value_iterated_to
+    total = sum(counts.values())
+    if total <= 0:
+        return math.inf
+    seen = 0
+    for value in sorted(counts):
+        seen += counts[value]
+        if seen >= 0.99 * total:
+            return value / 1000.0
+    return math.inf
 
 
 def _child(args: list[str]) -> subprocess.Popen[str]:
@@ -263,8 +285,7 @@ def trial(n: int, chunk_ms: int, ns: argparse.Namespace) -> dict[str, Any]:
     try:
         result = _trial(sim, n, chunk_ms, ns)
     finally:
-        lateness = sim.close()
-    result["sim_late_p99_ms"] = lateness.get("p99", math.inf) if lateness.get("count") else math.inf
+        sim.close()
     result["sim_kept_up"] = result["sim_late_p99_ms"] < LATENESS_LIMIT_MS
     return result
 
@@ -276,15 +297,17 @@ def _trial(sim: Simulator, n: int, chunk_ms: int, ns: argparse.Namespace) -> dic
                    "--measure-s", str(ns.measure_s)])
     assert proc.stdout is not None
     sim_cpu0 = wall0 = 0.0
+    late0 = sim.lateness()
     result: dict[str, Any] = {}
     for line in proc.stdout:
         if line.strip() == "WINDOW":
-            sim_cpu0, wall0 = sim.cpu_s(), time.monotonic()
+            sim_cpu0, wall0, late0 = sim.cpu_s(), time.monotonic(), sim.lateness()
         elif line.startswith("{"):
             wall = time.monotonic() - wall0
             result = json.loads(line)
             result["sim_cpu"] = (sim.cpu_s() - sim_cpu0) / wall
             result["sim_rss_mb"] = sim.rss_mb()
+            result["sim_late_p99_ms"] = window_p99_ms(late0, sim.lateness())
     proc.wait()
     if not result:
         raise RuntimeError(f"trial of {n} sessions produced no result (exit {proc.returncode})")

@@ -62,6 +62,8 @@ class SimStats:
             "injected": dict(sorted(self.injected.items())),
             "injected_by_session": {k: dict(v) for k, v in self.by_session.items()},
             "send_lateness_ms": lateness,
+            # the whole histogram (µs, HdrHistogram encode()): two snapshots give a window's
+            "send_lateness_hdr": h.encode().decode(),
             "fault_plan": self.plan,
         }
 

@@ -4,10 +4,10 @@
     python bench/perf/sessions_per_core.py --memory 1000     # RSS per waiting session
     python bench/perf/sessions_per_core.py --rss-1000        # client RSS of 1,000 live sessions
 
-The simulator (``python -m rtbench serve --port 0``) runs in its own process pinned to one core,
-a fresh one per trial; each trial runs the client in a fresh process pinned to the other core. A trial ramps N
-sessions up (default scenario: real speech turns, server VAD, silence, responses), waits for
-them to settle, then measures over a window: the client's p99 chunk send lateness (against
+Each trial starts a fresh simulator (``python -m rtbench serve --port 0``) pinned to one core
+and a fresh client process pinned to the other. A trial ramps N sessions up (default
+scenario: real speech turns, server VAD, silence, responses), waits for them to settle, then
+measures over a window: the client's p99 chunk send lateness (against
 each chunk's absolute deadline), the client's CPU (process time / wall time), the
 simulator's CPU (from /proc) and the simulator's own send lateness (how late its outputs left
 against their schedule, over the same window, from two snapshots of its stats file, which it
@@ -15,9 +15,9 @@ rewrites every second: the window is exact to about a second).
 N passes when the client's lateness p99 < 5 ms, client CPU <= 75 % of a core and no
 session failed. The simulator keeps up with a load when its own lateness p99 < 5 ms too; the
 summary says whether it does at the client's maximum (the most one client core generates).
-The search steps N up by x1.5 until a trial fails, then bisects; the
-whole search is repeated and the median maximum reported with the spread, because the machine
-is shared and timing noise is real.
+The search steps N up by x1.5 until a trial fails, then bisects; the whole search is repeated
+and the median maximum reported with the spread, because the machine is shared and timing
+noise is real.
 
 Why subprocesses: a client in the parent would share the interpreter with the bookkeeping, and
 a fresh process per trial gives every N the same clean start (heap, sockets, CPU accounting).
@@ -240,12 +240,13 @@ class Simulator:
     def rss_mb(self) -> float:
         return _rss_mb(self.proc.pid)[0]
 
-    def lateness(self) -> HdrHistogram:
-        """Its send lateness so far (µs), from the latest stats file (at most ~1 s old)."""
+    def lateness(self) -> HdrHistogram | None:
+        """Its send lateness so far (µs), from the latest stats file (at most ~1 s old);
+        None before the first write."""
         try:
             encoded = json.loads(self.stats_file.read_text())["send_lateness_hdr"]
         except (OSError, ValueError, KeyError):
-            return HdrHistogram(1, 60_000_000, 3)
+            return None
         return HdrHistogram.decode(encoded)
 
     def close(self) -> None:
@@ -257,11 +258,13 @@ class Simulator:
         shutil.rmtree(self.stats_file.parent, ignore_errors=True)
 
 
-def window_p99_ms(before: HdrHistogram, after: HdrHistogram) -> float:
+def window_p99_ms(before: HdrHistogram | None, after: HdrHistogram | None) -> float:
     """p99 (ms) of what was recorded between two snapshots of one cumulative histogram."""
+    if after is None:
+        return math.inf
     counts = {v.value_iterated_to: v.count_at_value_iterated_to
               for v in after.get_recorded_iterator()}
-    for v in before.get_recorded_iterator():
+    for v in before.get_recorded_iterator() if before is not None else ():
         counts[v.value_iterated_to] -= v.count_at_value_iterated_to
     total = sum(counts.values())
     if total <= 0:

@@ -285,8 +285,9 @@ async def _serve_one(handler: Handler, receive_bytes: int, hub: ReadHub | None,
         raise
     finally:
         if accepted is not None and accepted.connection is not None:
-            await accepted.connection.abort()
-        await trio.aclose_forcefully(stream)
+            await accepted.connection.abort()  # stops watching the socket, then closes it
+        else:
+            await trio.aclose_forcefully(stream)
 
 
 async def serve_websocket(

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import base64
 import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from rtbench.audio import FRAME_SAMPLES, SAMPLES_PER_MS, EnergyVad, b64_audio_ms, speech_bounds
+from rtbench.audio import (
+    FRAME_SAMPLES,
+    SAMPLES_PER_MS,
+    EnergyVad,
+    b64_audio_ms,
+    b64_to_pcm,
+    chunk_levels,
+    speech_bounds,
+)
 from rtbench.config import Scenario
 from rtbench.workload import WorkloadError, load_utterance, plan_chunks
 
@@ -58,6 +67,34 @@ def test_vad_handles_chunks_that_split_frames() -> None:
         decisions += vad.feed(stream[i : i + 7 * FRAME_SAMPLES // 10])
     assert [d.kind for d in decisions] == ["started", "stopped"]
     assert decisions[1].speech_edge_ms == 300
+
+
+def test_memoized_chunk_levels_decide_as_the_samples_do() -> None:
+    """The simulator feeds frame energies of memoized chunks while the VAD is frame-aligned
+    and samples otherwise; either way the decisions are those of feeding every sample."""
+    stream = np.concatenate([silence(200), tone(600), silence(300), tone(250), silence(400)])
+    sizes = [20, 20, 7, 13, 100] * 30  # ms: aligned, then a split frame, then aligned again
+    chunks, pos = [], 0
+    for ms in sizes:
+        chunks.append(base64.b64encode(stream[pos : pos + ms * SAMPLES_PER_MS].tobytes()).decode())
+        pos += ms * SAMPLES_PER_MS
+    by_samples = EnergyVad(threshold=0.5, prefix_padding_ms=0, silence_duration_ms=100)
+    by_levels = EnergyVad(threshold=0.5, prefix_padding_ms=0, silence_duration_ms=100)
+    expected, got, fed_as_frames = [], [], 0
+    for text in chunks:
+        expected += by_samples.feed(b64_to_pcm(text))
+        levels = chunk_levels(text)
+        assert levels.samples == len(b64_to_pcm(text))
+        if levels.energies is not None and by_levels.frame_aligned:
+            got += by_levels.feed_frames(levels.energies)
+            fed_as_frames += 1
+        else:
+            got += by_levels.feed(b64_to_pcm(text))
+    assert got == expected and [d.kind for d in got] == ["started", "stopped"] * 2
+    assert 0 < fed_as_frames < len(chunks)
+    assert chunk_levels(chunks[0]) is chunk_levels(chunks[0][:-1] + chunks[0][-1])  # one entry
+    with pytest.raises(ValueError):
+        chunk_levels("abc")  # incorrect padding
 
 
 def test_repository_utterances_load_with_known_end_of_speech(scenario: Scenario) -> None:

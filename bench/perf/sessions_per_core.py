@@ -273,7 +273,7 @@ def window_p99_ms(before: HdrHistogram | None, after: HdrHistogram | None) -> fl
     for value in sorted(counts):
         seen += counts[value]
         if seen >= 0.99 * total:
-            return value / 1000.0
+            return float(value) / 1000.0
     return math.inf
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..audio import SAMPLES_PER_MS, EnergyVad, b64_to_pcm
+from ..audio import SAMPLES_PER_MS, EnergyVad, b64_to_pcm, chunk_levels
 from ..protocol import (
     Dialect,
     ErrorInfo,
@@ -277,23 +277,28 @@ class SimSession:
                         param="audio", client_event=event)
             return
         try:
-            pcm = b64_to_pcm(audio)
+            levels = chunk_levels(audio)
         except ValueError:
             self._error(now, "invalid_value", "Invalid 'audio': not base64.", param="audio",
                         client_event=event)
             return
-        ms = len(pcm) / SAMPLES_PER_MS
+        ms = levels.samples / SAMPLES_PER_MS
         self.buffer_ms += ms
         self.input_ms += ms
-        if self._vad is None:
+        vad = self._vad
+        if vad is None:
             return
-        for decision in self._vad.feed(pcm):
+        if levels.energies is not None and vad.frame_aligned:
+            decisions = vad.feed_frames(levels.energies)
+        else:
+            decisions = vad.feed(b64_to_pcm(audio))
+        for decision in decisions:
             if decision.kind == "started":
                 self._speech_started(now, decision.audio_ms)
             else:
                 self._speech_stopped(now, decision.audio_ms)
-        if self._vad.last_speech_frame != self._last_speech_frame:
-            self._last_speech_frame = self._vad.last_speech_frame
+        if vad.last_speech_frame != self._last_speech_frame:
+            self._last_speech_frame = vad.last_speech_frame
             self._speech_end_arrival = now
 
     def _speech_started(self, now: float, audio_start_ms: int) -> None:

@@ -22,6 +22,7 @@ import trio
 # The lean server (same API as the trio-websocket subset used here, no reader task per
 # connection; see wsserver.py for the profile that motivated it).
 from .. import wsserver as trio_websocket
+from ..gcpolicy import ScheduledGc
 from ..protocol import Connection, Dialect, ProtocolViolation, Role
 from . import payloads
 from .behaviour import Close, Injected, Raw, SimSession
@@ -154,6 +155,9 @@ class SimServer:
                     trio_websocket.serve_websocket, self._handle, self.config.host,
                     self.config.port, None))
                 self.port = server.port
+                gc_schedule = ScheduledGc(idle=lambda: self.stats.active == 0,
+                                          pauses=self.stats.gc_pauses)
+                nursery.start_soon(gc_schedule.run)
                 if self.config.stats_file is not None:
                     nursery.start_soon(self._write_stats_periodically, self.config.stats_file)
                 task_status.started(server.port)

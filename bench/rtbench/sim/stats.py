@@ -16,6 +16,8 @@ from typing import Any
 import orjson
 from hdrh.histogram import HdrHistogram
 
+from ..gcpolicy import GcPauses
+
 _LATENESS_MAX_US = 60_000_000
 
 
@@ -29,6 +31,7 @@ class SimStats:
     active_max: int = 0
     lateness: HdrHistogram = field(default_factory=lambda: HdrHistogram(1, _LATENESS_MAX_US, 3))
     plan: list[dict[str, Any]] = field(default_factory=list)  # the fault plan, for the record
+    gc_pauses: GcPauses = field(default_factory=GcPauses)  # scheduled collection (gcpolicy)
 
     def count(self, key: str) -> None:
         self.counters[key] += 1
@@ -64,6 +67,7 @@ class SimStats:
             "send_lateness_ms": lateness,
             # the whole histogram (µs, HdrHistogram encode()): two snapshots give a window's
             "send_lateness_hdr": h.encode().decode(),
+            "gc_pauses": self.gc_pauses.as_dict(),
             "fault_plan": self.plan,
         }
 

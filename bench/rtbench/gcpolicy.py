@@ -1,0 +1,97 @@
+"""Cyclic garbage collection at moments of our choosing, so it does not stop a timed loop.
+
+Why: CPython collects its youngest generation whenever allocations outnumber deallocations
+by 700, an older one every tenth time, and everything whenever the long-lived heap grew by a
+quarter. A suspended coroutine is a young object, and a loop with a thousand sessions always
+holds thousands of them, so even a young collection scans them all. Measured with 1,400
+sessions × 100 ms chunks, pauses were 4–12 ms (young), 11–15 ms (older) and 100–190 ms (full,
+while sessions ramped up), in the client and in the simulator alike; the simulator's send
+lateness p99 was 6–24 ms with automatic collection and 1.7 ms without. Collecting only young
+objects on a timer did not help: 3.3 ms per pass at 50 ms intervals, 7 ms at 0.5 s.
+
+These loops make almost no cyclic garbage while they run (about 80 objects in 10 s in steady
+state; a few dozen per session when it ends), so :class:`ScheduledGc`:
+
+* turns automatic collection off while the loop runs (and back on when it ends);
+* collects everything when the process falls idle after work (``idle()``, e.g. the simulator
+  with no session left), where a pause delays nobody;
+* and at the latest every ``full_every_s`` (default 300 s), so memory stays bounded however
+  long the process runs. That pause (about 0.1–0.2 s at a thousand sessions) is timed into
+  :class:`GcPauses`, and shows in the loop-lag figures like any other stall.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+FULL_EVERY_S = 300.0
+CHECK_EVERY_S = 1.0
+
+
+@dataclass
+class GcPauses:
+    """How often, and for how long, scheduled collection stopped the loop."""
+
+    passes: int = 0
+    total_s: float = 0.0
+    max_s: float = 0.0
+    collected: int = 0
+
+    def add(self, seconds: float, collected: int) -> None:
+        self.passes += 1
+        self.total_s += seconds
+        self.max_s = max(self.max_s, seconds)
+        self.collected += collected
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"passes": self.passes, "total_ms": self.total_s * 1000.0,
+                "max_ms": self.max_s * 1000.0, "collected": self.collected}
+
+
+class ScheduledGc:
+    """``await run()`` in the loop's nursery, for as long as the loop is timed."""
+
+    def __init__(self, *, full_every_s: float = FULL_EVERY_S,
+                 idle: Callable[[], bool] | None = None, pauses: GcPauses | None = None,
+                 on_pause: Callable[[float], None] | None = None,
+                 check_every_s: float = CHECK_EVERY_S) -> None:
+        self.full_every_s = full_every_s
+        self.idle = idle
+        self.on_pause = on_pause
+        self.check_every_s = check_every_s
+        self.pauses = GcPauses() if pauses is None else pauses
+
+    async def run(self) -> None:
+        was_enabled = gc.isenabled()
+        gc.disable()
+        last = trio.current_time()
+        busy = False  # work was seen since the last pass
+        try:
+            while True:
+                await trio.sleep(self.check_every_s)
+                idle = self.idle is not None and self.idle()
+                if (idle and busy) or trio.current_time() - last >= self.full_every_s:
+                    self.collect()
+                    last, busy = trio.current_time(), False
+                else:
+                    busy = busy or not idle
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    def collect(self) -> None:
+        t0 = time.perf_counter()
+        collected = gc.collect()
+        seconds = time.perf_counter() - t0
+        self.pauses.add(seconds, collected)
+        if self.on_pause is not None:
+            self.on_pause(seconds)
+
+
+__all__ = ["FULL_EVERY_S", "GcPauses", "ScheduledGc"]

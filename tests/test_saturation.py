@@ -28,6 +28,9 @@ def test_assess_flags_lag_over_threshold() -> None:
     calm = saturation.assess(rec, ["t"], 5.0)
     assert not calm["saturated"] and calm["affected"] == []
     assert saturation.describe(calm) is None
+    assert calm["gc_passes"] == 0 and calm["gc_pause_max_ms"] == 0.0
+    rec.record_ms("_generator", "gc_pause_ms", 120.0)  # one scheduled full collection
+    assert saturation.assess(rec, ["t"], 5.0)["gc_pause_max_ms"] > 119
     for _ in range(5):
         rec.record_ms("_generator", "loop_lag_ms", 30.0)
     busy = saturation.assess(rec, ["t"], 5.0)

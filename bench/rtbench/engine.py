@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from .config import Scenario, Target
+from .gcpolicy import ScheduledGc
 from .load import LoadModel, backoff_s, closed_start_offsets, open_arrival_offsets
 from .metrics import Recorder
 from .pacer import Pacer
@@ -29,6 +30,7 @@ from .wsframe import OutFrame
 
 GENERATOR = "_generator"     # pseudo-target under which the generator's own health is recorded
 LOOP_LAG = "loop_lag_ms"
+GC_PAUSE = "gc_pause_ms"     # each scheduled garbage collection (gcpolicy.py), as it stopped the loop
 LAG_PROBE_S = 0.010
 DROPPED = "dropped_arrivals"
 
@@ -180,14 +182,18 @@ async def run_sessions(plan: RunPlan, plans: Sequence[ChunkPlan], sink: Sink,
     """Run the plan's load model to the end (or until a monitor cancels); results go to
     ``sink``, live counts to ``progress``.
 
-    One :class:`Pacer` task sends the audio of every session (see pacer.py for why).
+    One :class:`Pacer` task sends the audio of every session (see pacer.py for why), and
+    garbage is collected on a schedule, not whenever the allocator decides (gcpolicy.py).
     """
     if progress is not None:
         from .progress import ProgressSink
         sink = ProgressSink(sink, progress)
     pacer = Pacer()
+    recorder = sink.recorder
     async with trio.open_nursery() as outer:
         outer.start_soon(_monitor_loop_lag, sink.recorder)
+        outer.start_soon(ScheduledGc(
+            on_pause=lambda s: recorder.record_ms(GENERATOR, GC_PAUSE, s * 1000.0)).run)
         outer.start_soon(pacer.run)
         for monitor in monitors:
             outer.start_soon(monitor, outer.cancel_scope)

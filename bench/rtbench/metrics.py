@@ -65,6 +65,10 @@ class Recorder:
             found = self._series[key] = Series()
         return found
 
+    def find(self, target: str, metric: str) -> Series | None:
+        """The series if anything was recorded in it (unlike :meth:`series`, never creates one)."""
+        return self._series.get((target, metric))
+
     def record_ms(self, target: str, metric: str, value_ms: float | None) -> None:
         """Record a latency; ``None`` (not measured, e.g. a timed-out turn) is skipped."""
         if value_ms is not None:

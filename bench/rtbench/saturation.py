@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .engine import GENERATOR, LOOP_LAG
+from .engine import GC_PAUSE, GENERATOR, LOOP_LAG
 from .metrics import BUNCHED_CHUNKS, SEND_LATENESS, Recorder, new_histogram
 
 DEFAULT_THRESHOLD_MS = 5.0
@@ -21,6 +21,8 @@ AFFECTED = ("ttfa_ms", "vad_ms", "first_transcript_ms", "response_done_ms", "con
 def assess(recorder: Recorder, targets: list[str], threshold_ms: float) -> dict[str, Any]:
     """``{"saturated": bool, "loop_lag_p99_ms", "send_lateness_p99_ms", ...}``."""
     lag = recorder.series(GENERATOR, LOOP_LAG).histogram
+    gc_series = recorder.find(GENERATOR, GC_PAUSE)
+    gc_pause = new_histogram() if gc_series is None else gc_series.histogram
     late = new_histogram()
     for name in targets:
         late.add(recorder.series(name, SEND_LATENESS).histogram)
@@ -34,6 +36,9 @@ def assess(recorder: Recorder, targets: list[str], threshold_ms: float) -> dict[
         "loop_lag_max_ms": lag.get_max_value() / 1000 if lag.get_total_count() else 0.0,
         "send_lateness_p99_ms": late_p99,
         "bunched_chunks": recorder.counters.get(BUNCHED_CHUNKS, 0),
+        # scheduled garbage collections during the run and the longest (they show in the lag)
+        "gc_passes": gc_pause.get_total_count(),
+        "gc_pause_max_ms": gc_pause.get_max_value() / 1000 if gc_pause.get_total_count() else 0.0,
         "affected": list(AFFECTED) if saturated else [],
     }
 

@@ -1,13 +1,13 @@
 """The simulator's I/O edge: a WebSocket server (:mod:`rtbench.wsserver`) around :class:`SimSession`.
 
 Routing (paths, dialect, auth) happens here on the handshake; everything after the upgrade is
-the sans-IO behaviour. One task reads client frames, one sends what the behaviour has due.
+the sans-IO behaviour. One task reads client frames, one sends what the behaviour has due; one
+timer task for the whole server (:mod:`rtbench.alarms`) wakes each sender when output is due.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 import random
 import time
 from collections import Counter
@@ -22,6 +22,7 @@ import trio
 # The lean server (same API as the trio-websocket subset used here, no reader task per
 # connection; see wsserver.py for the profile that motivated it).
 from .. import wsserver as trio_websocket
+from ..alarms import Alarms, Sleeper
 from ..gcpolicy import ScheduledGc
 from ..protocol import Connection, Dialect, ProtocolViolation, Role
 from . import payloads
@@ -138,6 +139,7 @@ class SimServer:
         self.injector = Injector(config.faults)
         self.stats = SimStats(plan=describe(config.faults))
         self.port: int | None = None
+        self.alarms = Alarms()  # wakes every session's sender when its next output is due
 
     @property
     def active(self) -> int:
@@ -155,6 +157,7 @@ class SimServer:
                     trio_websocket.serve_websocket, self._handle, self.config.host,
                     self.config.port, None))
                 self.port = server.port
+                nursery.start_soon(self.alarms.run)
                 gc_schedule = ScheduledGc(idle=lambda: self.stats.active == 0,
                                           pauses=self.stats.gc_pauses)
                 nursery.start_soon(gc_schedule.run)
@@ -211,9 +214,9 @@ class SimServer:
                          response_fault=lambda n: injector.on_response(ordinal, n),
                          azure=r.provider == "azure")
         conn = Connection(Role.SERVER, r.dialect)
-        waker = _Waker()
+        sleeper = Sleeper(self.alarms)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._read, ws, sim, conn, waker, nursery.cancel_scope)
+            nursery.start_soon(self._read, ws, sim, conn, sleeper, nursery.cancel_scope)
             now = trio.current_time()
             if self.config.openai_beta_disabled and r.provider == "openai" and (
                     r.dialect is Dialect.BETA):
@@ -221,12 +224,12 @@ class SimServer:
                 sim.reject_beta_shape(now)
             else:
                 sim.start(now, time.time())
-            await self._send_due(ws, sim, conn, waker)
+            await self._send_due(ws, sim, conn, sleeper)
             nursery.cancel_scope.cancel()
 
     @staticmethod
     async def _read(ws: trio_websocket.WebSocketConnection, sim: SimSession, conn: Connection,
-                    waker: _Waker, scope: trio.CancelScope) -> None:
+                    sleeper: Sleeper, scope: trio.CancelScope) -> None:
         """Feed client frames to the behaviour, stamped on receipt; end when the peer closes."""
         while True:
             try:
@@ -239,10 +242,10 @@ class SimServer:
                 sim.receive(conn.receive(frame), now)
             except ProtocolViolation as exc:
                 sim.protocol_error(now, exc.detail)
-            waker.wake_by(sim.next_due())
+            sleeper.wake_by(sim.next_due())  # only if that output is due before it wakes
 
     async def _send_due(self, ws: trio_websocket.WebSocketConnection, sim: SimSession,
-                        conn: Connection, waker: _Waker) -> None:
+                        conn: Connection, sleeper: Sleeper) -> None:
         """Sleep until the next output is due (or a client frame arrives) and send it.
 
         How late each wake-up is against the schedule goes to ``stats`` (the simulator's own
@@ -251,7 +254,7 @@ class SimServer:
         try:
             while not sim.closed:
                 due = sim.next_due()
-                await waker.wait_until(due)
+                await sleeper.sleep_until(due)
                 now = trio.current_time()
                 if due is not None and now >= due:
                     self.stats.record_lateness(now - due)
@@ -277,27 +280,3 @@ class SimServer:
 async def drop_tcp(ws: trio_websocket.WebSocketConnection) -> None:
     """Close the TCP stream under the WebSocket with no close frame: the peer sees 1006."""
     await ws.abort()
-
-
-class _Waker:
-    """Lets the reader cut the sender's sleep short when new input scheduled earlier output.
-
-    Most client frames (audio appends) schedule nothing, so the sender is woken only when the
-    next due output moved before the time it sleeps until: one task switch per frame saved.
-    """
-
-    def __init__(self) -> None:
-        self._event = trio.Event()
-        self._until = math.inf
-
-    def wake_by(self, due: float | None) -> None:
-        if due is not None and due < self._until:
-            self._event.set()
-
-    async def wait_until(self, deadline: float | None) -> None:
-        self._until = math.inf if deadline is None else deadline
-        with trio.move_on_at(self._until):
-            await self._event.wait()
-        self._until = -math.inf  # awake: any new output is seen before the next sleep
-        if self._event.is_set():
-            self._event = trio.Event()

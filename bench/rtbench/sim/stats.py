@@ -1,6 +1,6 @@
 """What the simulator did, counted: sessions, refusals, injected faults, its own send lateness.
 
-Tests compare these counts with what rtbench recorded; ``sim_capacity.py`` reads the lateness
+Tests compare these counts with what rtbench recorded; ``sessions_per_core.py`` reads the lateness
 to see whether the simulator still keeps its schedule. :meth:`SimStats.write` replaces the file
 atomically so a reader never sees half a document.
 """

@@ -9,14 +9,18 @@ frame costs one wakeup and a slice-and-unmask instead of two wakeups, a channel 
 generator-driven parse.
 
 Every accepted socket is watched by one shared :class:`~rtbench.readhub.ReadHub` (one
-edge-triggered epoll for the whole server, instead of trio re-arming its epoll per read), and a
-message that fits the socket buffer is written at once with ``os.write`` (no lock, no
-checkpoints); a partial write falls back to trio's ``send_all`` under the send lock.
+edge-triggered epoll for the whole server, instead of trio re-arming its epoll per read), which
+reads it in its own task and parses what came: with :meth:`WebSocketConnection.deliver` each
+message goes straight to a callback (no task switch per message); with ``get_message`` it is
+queued for the waiting task. A message that fits the socket buffer is written at once with
+``os.write`` (no lock, no checkpoints); a partial write falls back to trio's ``send_all`` under
+the send lock.
 
 It implements the subset of trio-websocket's server API the simulator uses, with the same
 names (``serve_websocket``, ``WebSocketRequest.accept/reject``, ``get_message``,
 ``send_message``, ``aclose``, ``ConnectionClosed``), plus :meth:`WebSocketConnection.abort`
-(drop TCP without a close frame), so the simulator's I/O edge reads the same.
+(drop TCP without a close frame) and :meth:`WebSocketConnection.deliver`, so the simulator's
+I/O edge reads the same.
 """
 
 from __future__ import annotations
@@ -62,24 +66,31 @@ class WebSocketServer:
 
 
 class WebSocketConnection:
-    """An accepted connection. One task may receive while another sends."""
+    """An accepted connection. One task receives (:meth:`get_message` or :meth:`deliver`)
+    while another may send."""
 
     def __init__(self, stream: trio.abc.Stream, path: str, receive_bytes: int,
                  hub: ReadHub | None = None) -> None:
         self._stream = stream
         self._sock = getattr(stream, "socket", None)  # a trio socket for plain TCP streams
         self._hub = hub if self._sock is not None else None
-        if self._hub is not None:
-            assert self._sock is not None
-            self._hub.register(self._sock.fileno())
         self.path = path
         self._receive_bytes = receive_bytes
         self._send_lock = trio.StrictFIFOLock()
-        self._messages: deque[str | bytes] = deque()
+        self._messages: deque[str | bytes] = deque()  # read, not yet taken by get_message
+        self._on_message: Callable[[str | bytes], None] | None = None  # set by deliver()
+        self._control: deque[tuple[int, bytes]] = deque()  # ping/close, for the receiving task
+        self._failure: BaseException | None = None  # a bad frame, or a deliver() callback's error
+        self._attention = trio.Event()  # set when the receiving task has something to do
+        self._read_done = False  # a close frame, a bad frame or EOF was read: read no more
         self._reader = FrameReader(masked=True, max_message_bytes=MAX_MESSAGE_BYTES)
         self._we_closed = False
         self._closed: CloseReason | None = None
         self._close_reply = trio.Event()
+        if self._hub is not None:
+            assert self._sock is not None
+            self._hub.register(self._sock.fileno(), self._readable)
+            self._readable()  # bytes may have arrived before the socket was registered
 
     @property
     def closed(self) -> CloseReason | None:
@@ -88,58 +99,102 @@ class WebSocketConnection:
     async def get_message(self) -> str | bytes:
         """The next whole message; ConnectionClosed once the connection is closed."""
         while not self._messages:
-            if self._closed is not None:
-                raise ConnectionClosed(self._closed)
-            data = await self._receive()
-            if not data:
-                self._lost()
-                continue
-            self._reader.feed(data)
-            await self._dispatch()
+            await self._next_input()
         return self._messages.popleft()
 
-    async def _receive(self) -> bytes:
-        """The next bytes from the client, b"" once the connection is gone.
+    async def deliver(self, on_message: Callable[[str | bytes], None]) -> None:
+        """Hand every message to ``on_message`` as it is read, until the connection closes.
 
-        On a plain TCP socket: wait until it is readable, then read it. trio's ``receive_some``
-        first tries a read, which for a connection that sends every 20 ms nearly always fails
-        with EAGAIN (a raised exception), checkpoints around it, then waits and reads again:
-        the profiled simulator spent a third of its core there.
+        With the shared hub, ``on_message`` runs synchronously in the hub's task the moment the
+        bytes are read: no task switch per message. It must not block; an exception it raises
+        is re-raised here, in the caller's task. Ping and close frames are answered here.
         """
-        sock, hub = self._sock, self._hub
-        if sock is None:
-            try:
-                return bytes(await self._stream.receive_some(self._receive_bytes))
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                return b""
-        while True:
-            try:
-                fd = sock.fileno()  # -1 once the stream is closed
-                if fd < 0:
-                    return b""
-                await (trio.lowlevel.wait_readable(sock) if hub is None else hub.wait_readable(fd))
-                fd = sock.fileno()
-                data = os.read(fd, self._receive_bytes) if fd >= 0 else b""
-                if hub is not None and len(data) == self._receive_bytes:
-                    hub.more(fd)  # edge-triggered: no new report for what is still buffered
-                return data
-            except BlockingIOError:
-                continue  # reported ready, but already drained: wait for the next arrival
-            except (OSError, trio.ClosedResourceError):
-                return b""
+        while self._messages:
+            on_message(self._messages.popleft())
+        self._on_message = on_message
+        try:
+            while True:
+                await self._next_input()
+        except ConnectionClosed:
+            return
+        finally:
+            self._on_message = None
 
-    async def _dispatch(self) -> None:
+    async def _next_input(self) -> None:
+        """Answer what the reader left for this task, then wait for more input;
+        ConnectionClosed once closed."""
+        while self._control:
+            opcode, payload = self._control.popleft()
+            if opcode == OPCODE_CLOSE:  # the client's close, or its reply to ours
+                await self._on_close(payload)
+            elif opcode == OPCODE_PING and self._closed is None:
+                await self._send_bytes(server_frame(OPCODE_PONG, payload))
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            if not isinstance(failure, FrameError):
+                raise failure
+            await self.aclose(failure.code, failure.reason)
+        if self._closed is not None:
+            raise ConnectionClosed(self._closed)
+        if self._hub is None:
+            self._take(await self._receive())
+            return
+        await self._attention.wait()
+        self._attention = trio.Event()
+
+    async def _receive(self) -> bytes:
+        """Without the hub: the next bytes from the client, b"" once the connection is gone."""
+        try:
+            return bytes(await self._stream.receive_some(self._receive_bytes))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return b""
+
+    def _readable(self) -> None:
+        """The hub's callback: read until drained (edge-triggered), then take what came.
+
+        Why ``os.read`` on the fd: trio's ``receive_some`` tries a read, which for a connection
+        that sends every 20 ms nearly always fails with EAGAIN (a raised exception), and
+        checkpoints around it; the profiled simulator spent a third of its core there.
+        """
+        assert self._sock is not None
+        while not self._read_done:
+            fd = self._sock.fileno()
+            try:
+                data = os.read(fd, self._receive_bytes) if fd >= 0 else b""
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            self._take(data)
+            if 0 < len(data) < self._receive_bytes:
+                return  # drained: the next arrival is a new edge
+
+    def _take(self, data: bytes) -> None:
+        """Parse bytes read: messages to the callback (or the queue), the rest to the task."""
+        if not data:
+            self._read_done = True
+            self._lost()
+            self._attention.set()
+            return
+        self._reader.feed(data)
+        on_message = self._on_message
         try:
             for opcode, payload in self._reader.events():
-                if opcode <= OPCODE_BINARY:
+                if opcode > OPCODE_BINARY:
+                    self._control.append((opcode, _as_bytes(payload)))
+                    self._attention.set()
+                    if opcode == OPCODE_CLOSE:
+                        self._read_done = True  # nothing after a close frame counts
+                        return
+                elif on_message is not None:
+                    on_message(payload)
+                else:
                     self._messages.append(payload)
-                elif opcode == OPCODE_PING:
-                    await self._send_bytes(server_frame(OPCODE_PONG, _as_bytes(payload)))
-                elif opcode == OPCODE_CLOSE:
-                    await self._on_close(_as_bytes(payload))
-                    return
-        except FrameError as exc:
-            await self.aclose(exc.code, exc.reason)
+                    self._attention.set()
+        except Exception as exc:  # a bad frame, or the callback's bug: the task deals with it
+            self._read_done = True
+            self._failure = exc
+            self._attention.set()
 
     async def _on_close(self, payload: bytes) -> None:
         code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
@@ -204,6 +259,8 @@ class WebSocketConnection:
         """Close TCP now, with no close frame: the peer sees an abnormal closure (1006)."""
         if self._hub is not None and self._sock is not None and self._sock.fileno() >= 0:
             self._hub.forget(self._sock.fileno())
+        self._lost()
+        self._attention.set()  # a receiving task waiting for input sees the connection closed
         await trio.aclose_forcefully(self._stream)
 
 

@@ -230,19 +230,22 @@ class SimServer:
     @staticmethod
     async def _read(ws: trio_websocket.WebSocketConnection, sim: SimSession, conn: Connection,
                     sleeper: Sleeper, scope: trio.CancelScope) -> None:
-        """Feed client frames to the behaviour, stamped on receipt; end when the peer closes."""
-        while True:
-            try:
-                frame = await ws.get_message()
-            except trio_websocket.ConnectionClosed:
-                scope.cancel()
-                return
+        """Feed client frames to the behaviour, stamped on receipt; end when the peer closes.
+
+        ``deliver`` calls ``receive`` in the server's read hub the moment a frame is read, so a
+        frame costs no task switch; this task wakes only for pings and the close.
+        """
+
+        def receive(frame: str | bytes) -> None:
             now = trio.current_time()
             try:
                 sim.receive(conn.receive(frame), now)
             except ProtocolViolation as exc:
                 sim.protocol_error(now, exc.detail)
             sleeper.wake_by(sim.next_due())  # only if that output is due before it wakes
+
+        await ws.deliver(receive)
+        scope.cancel()
 
     async def _send_due(self, ws: trio_websocket.WebSocketConnection, sim: SimSession,
                         conn: Connection, sleeper: Sleeper) -> None:

@@ -1,14 +1,26 @@
 """Scheduled garbage collection: automatic collection off while a loop runs, full passes
-when it falls idle after work or when too long has passed, every pass timed."""
+when it falls idle after work or when too long has passed, every pass timed; and sessions
+that need no collector at all."""
 
 from __future__ import annotations
 
 import gc
 import weakref
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
 
 import trio
 
+from rtbench.config import Scenario, Target
+from rtbench.engine import RunPlan, run_sessions
 from rtbench.gcpolicy import ScheduledGc
+from rtbench.protocol import TurnDetection
+from rtbench.results import RunStore
+from rtbench.sim import Dist, Profile
+from rtbench.workload import load_utterance, plan_chunks
+
+from conftest import running_sim
 
 
 class _Node:
@@ -65,3 +77,30 @@ async def test_a_full_pass_runs_at_the_latest_every_full_every_s() -> None:
         nursery.cancel_scope.cancel()
     assert schedule.pauses.passes >= 1
     assert schedule.pauses.as_dict()["passes"] == schedule.pauses.passes
+
+
+async def test_finished_sessions_leave_no_reference_cycles(scenario: Scenario,
+                                                           tmp_path: Path) -> None:
+    """With automatic collection off during a run, anything of ours freed only by the cyclic
+    collector would pile up until the next full pass: client and simulator sessions must be
+    freed by reference counting alone, the moment they end."""
+    sc = replace(scenario, turns_per_session=1, trailing_silence_ms=200, think_time_ms=0,
+                 session=replace(scenario.session,
+                                 turn_detection=TurnDetection(silence_duration_ms=200)))
+    plans = [plan_chunks(load_utterance(sc.audio_dir / "en_timer.wav"), sc.chunk_ms)]
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)  # what a collection finds is kept in gc.garbage to look at
+    try:
+        async with running_sim(Profile(first_audio=Dist(50.0), response_audio_ms=200)) as server:
+            target = Target(name="sim", url=f"ws://127.0.0.1:{server.port}/v1/realtime?model=m")
+            store = RunStore(tmp_path, "run", {})
+            await run_sessions(RunPlan(sc, [target], 3), plans, store)
+            assert server.stats.counters["sessions"] == 3
+        gc.collect()
+        ours = Counter(type(o).__qualname__ for o in gc.garbage
+                       if type(o).__module__.startswith("rtbench"))
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert store.recorder.series("sim", "ttfa_ms").histogram.get_total_count() == 3
+    assert ours == Counter()

@@ -66,6 +66,11 @@ class Paced:
 
     def stop(self) -> None:
         self.stopped = True
+        self.tick = _stopped  # drop the stream's callback (and what it holds) at once
+
+
+def _stopped(deadline: float) -> bool:
+    return False
 
 
 class Pacer:

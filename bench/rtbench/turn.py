@@ -50,16 +50,6 @@ class TurnTracker:
         self.t_done: float | None = None
         self.finished = False
         self.error: ErrorInfo | None = None
-        self._handlers: dict[str, Callable[[Event, float], None]] = {
-            EventType.SPEECH_STOPPED: self._on_speech_stopped,
-            EventType.RESPONSE_CREATED: self._on_response_created,
-            EventType.AUDIO_DELTA: self._on_audio_delta,
-            EventType.AUDIO_TRANSCRIPT_DELTA: self._on_transcript_delta,
-            EventType.TEXT_DELTA: self._on_transcript_delta,
-            EventType.RESPONSE_DONE: self._on_response_done,
-            EventType.ERROR: self._on_error,
-            EventType.ITEM_TRUNCATED: self._on_truncated,
-        }
 
     def on_eos_sent(self, t: float) -> None:
         self.t_eos = t
@@ -81,9 +71,9 @@ class TurnTracker:
         return int(min(self.record.output_audio_ms, (t - self.t_first_audio) * 1000.0))
 
     def on_event(self, event: Event, t: float) -> None:
-        handler = self._handlers.get(event.type)
+        handler = _HANDLERS.get(event.type)
         if handler is not None and (not self.finished or event.type == EventType.ITEM_TRUNCATED):
-            handler(event, t)
+            handler(self, event, t)
 
     def _mine(self, event: Event) -> bool:
         rid = self.record.response_id
@@ -184,6 +174,21 @@ class TurnTracker:
         # Rows of failed turns keep their partial timings for diagnosis; only "ok" turns enter
         # the latency histograms (the session decides that), so a timeout is never a latency.
         return rec
+
+
+#: Server event type -> handler. On the class, not per tracker: a dict of bound methods on the
+#: tracker would be a reference cycle, left to the cyclic collector, which runs rarely during
+#: a run (gcpolicy.py).
+_HANDLERS: dict[str, Callable[[TurnTracker, Event, float], None]] = {
+    EventType.SPEECH_STOPPED: TurnTracker._on_speech_stopped,
+    EventType.RESPONSE_CREATED: TurnTracker._on_response_created,
+    EventType.AUDIO_DELTA: TurnTracker._on_audio_delta,
+    EventType.AUDIO_TRANSCRIPT_DELTA: TurnTracker._on_transcript_delta,
+    EventType.TEXT_DELTA: TurnTracker._on_transcript_delta,
+    EventType.RESPONSE_DONE: TurnTracker._on_response_done,
+    EventType.ERROR: TurnTracker._on_error,
+    EventType.ITEM_TRUNCATED: TurnTracker._on_truncated,
+}
 
 
 def _ms(t: float | None, t0: float) -> float | None:

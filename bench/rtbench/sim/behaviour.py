@@ -137,16 +137,6 @@ class SimSession:
         self._item_audio_ms: dict[str, float] = {}
         self._deltas: dict[int, str] = {}
         self.counts: dict[str, int] = {}
-        self._handlers: dict[str, Callable[[Event, float], None]] = {
-            EventType.SESSION_UPDATE: self._on_session_update,
-            EventType.INPUT_AUDIO_APPEND: self._on_append,
-            EventType.INPUT_AUDIO_COMMIT: self._on_commit,
-            EventType.INPUT_AUDIO_CLEAR: self._on_clear,
-            EventType.RESPONSE_CREATE: self._on_response_create,
-            EventType.RESPONSE_CANCEL: self._on_response_cancel,
-            EventType.ITEM_TRUNCATE: self._on_truncate,
-            EventType.ITEM_CREATE: self._on_item_create,
-        }
 
     # -- scheduling ------------------------------------------------------------------------
 
@@ -222,13 +212,13 @@ class SimSession:
         self._push(now, Close(4000, f"{info.type}.{info.code}"))
 
     def receive(self, event: Event, now: float) -> None:
-        handler = self._handlers.get(event.type)
+        handler = _HANDLERS.get(event.type)
         self.counts[event.type] = self.counts.get(event.type, 0) + 1
         if handler is None:
             self._error(now, "invalid_value", f"Invalid value: '{event.type}'. Supported values "
                         "are client event types.", param="type", client_event=event)
             return
-        handler(event, now)
+        handler(self, event, now)
 
     def protocol_error(self, now: float, message: str) -> None:
         """A frame the server could not parse (bad JSON, binary)."""
@@ -557,5 +547,19 @@ class SimSession:
     def output_audio_ms_total(self) -> float:
         return sum(self._item_audio_ms.values())
 
+
+#: Client event type -> handler. On the class, not per session: a dict of bound methods on the
+#: session would be a reference cycle, freed only by the cyclic collector, which the simulator
+#: runs rarely (gcpolicy.py); without it a finished session is freed at once.
+_HANDLERS: dict[str, Callable[[SimSession, Event, float], None]] = {
+    EventType.SESSION_UPDATE: SimSession._on_session_update,
+    EventType.INPUT_AUDIO_APPEND: SimSession._on_append,
+    EventType.INPUT_AUDIO_COMMIT: SimSession._on_commit,
+    EventType.INPUT_AUDIO_CLEAR: SimSession._on_clear,
+    EventType.RESPONSE_CREATE: SimSession._on_response_create,
+    EventType.RESPONSE_CANCEL: SimSession._on_response_cancel,
+    EventType.ITEM_TRUNCATE: SimSession._on_truncate,
+    EventType.ITEM_CREATE: SimSession._on_item_create,
+}
 
 __all__ = ["Close", "Injected", "Output", "Raw", "SimSession"]

@@ -191,7 +191,7 @@ async def run_sessions(plan: RunPlan, plans: Sequence[ChunkPlan], sink: Sink,
     pacer = Pacer()
     recorder = sink.recorder
     async with trio.open_nursery() as outer:
-        outer.start_soon(_monitor_loop_lag, sink.recorder)
+        outer.start_soon(_monitor_loop_lag, recorder)
         outer.start_soon(ScheduledGc(
             on_pause=lambda s: recorder.record_ms(GENERATOR, GC_PAUSE, s * 1000.0)).run)
         outer.start_soon(pacer.run)

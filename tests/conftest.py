@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from rtbench.config import Scenario, load_scenario
+from rtbench.config.scenario import Scenario, load_scenario
 from rtbench.protocol import Connection, Dialect, Event, Role
 from rtbench.sim import Profile, SimConfig, SimServer
 

@@ -7,16 +7,8 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
-from rtbench.audio import SAMPLES_PER_MS
-from rtbench.protocol import (
-    Connection,
-    Dialect,
-    Event,
-    EventType,
-    Role,
-    SessionConfig,
-    session_to_wire,
-)
+from rtbench.protocol import Connection, Dialect, Event, EventType, Role, SessionConfig, session_to_wire
+from rtbench.protocol.audio import SAMPLES_PER_MS
 from rtbench.sim import Close, FaultRule, Profile, SimSession
 from rtbench.sim.behaviour import Injected, Raw
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import trio
 import trio.testing
 
-from rtbench import alarms as alarms_mod
-from rtbench.alarms import Alarms, Sleeper
+from rtbench.sim import alarms as alarms_mod
+from rtbench.sim.alarms import Alarms, Sleeper
 
 
 async def test_sleepers_wake_at_their_own_deadlines(autojump_clock: trio.testing.MockClock) -> None:

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 import trio
 
-from rtbench.auth import ApiKey, AuthError, EntraToken
-from rtbench.config import Target, load_scenario
-from rtbench.engine import RunPlan, run_sessions
+from rtbench.client.engine import RunPlan, run_sessions
+from rtbench.client.workload import load_utterance, plan_chunks
+from rtbench.config.auth import ApiKey, AuthError, EntraToken
+from rtbench.config.scenario import Target, load_scenario
 from rtbench.protocol import TurnDetection
-from rtbench.results import RunStore
+from rtbench.results.store import RunStore
 from rtbench.sim import Dist, Profile
-from rtbench.workload import load_utterance, plan_chunks
 
 from conftest import DEFAULT_SCENARIO, running_sim
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from rtbench.calibrate import describe, ttfa_error
+from rtbench.analysis.calibration import describe, ttfa_error
 
 from test_cli import rtbench
 

@@ -18,11 +18,11 @@ import orjson
 import pandas as pd
 import pytest
 
-from rtbench.comparison import Group, Settings, compare_pair, compare_runs, compare_within
-from rtbench.config import ConfigError
-from rtbench.records import TurnRecord
-from rtbench.results import ResultsError
-from rtbench.run import embedded_simulator
+from rtbench.analysis.comparison import Group, Settings, compare_pair, compare_runs, compare_within
+from rtbench.config.scenario import ConfigError
+from rtbench.metrics.records import TurnRecord
+from rtbench.orchestrate.execute import embedded_simulator
+from rtbench.results.store import ResultsError
 
 from conftest import REPO
 
@@ -166,9 +166,9 @@ def test_multi_target_run_then_compare_finds_the_injected_difference_only(tmp_pa
 def test_runs_of_different_turn_modes_are_never_compared(tmp_path: Path) -> None:
     import orjson
 
-    from rtbench.comparison import compare_runs
-    from rtbench.config import ConfigError
-    from rtbench.records import TurnRecord
+    from rtbench.analysis.comparison import compare_runs
+    from rtbench.config.scenario import ConfigError
+    from rtbench.metrics.records import TurnRecord
 
     runs = []
     for mode in ("server_vad", "manual"):

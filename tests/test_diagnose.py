@@ -7,10 +7,11 @@ from collections import Counter
 import pandas as pd
 import pytest
 
-from rtbench.diagnose import GA_HINT, PREVIEW_HINT, explain_session_error, unanimous_failures
-from rtbench.engine import assign_targets
+from rtbench.client.engine import assign_targets
+from rtbench.metrics.records import ERROR_COLUMNS, TURN_COLUMNS
 from rtbench.protocol import Dialect, ErrorInfo
-from rtbench.records import ERROR_COLUMNS, TURN_COLUMNS
+from rtbench.protocol.diagnose import GA_HINT, PREVIEW_HINT, explain_session_error
+from rtbench.results.diagnosis import unanimous_failures
 
 
 def test_explain_dialect_mismatch_both_ways() -> None:

@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rtbench.config import Scenario, Target
-from rtbench.metrics import Recorder
+from rtbench.client.session import ClientSession
+from rtbench.client.workload import load_utterance, plan_chunks
+from rtbench.config.scenario import Scenario, Target
+from rtbench.metrics.recorder import Recorder
+from rtbench.metrics.records import ErrorRecord, TurnRecord
 from rtbench.protocol import EventType
-from rtbench.records import ErrorRecord, TurnRecord
-from rtbench.session import ClientSession
-from rtbench.workload import load_utterance, plan_chunks
 
 SERVER_TYPES = [e.value for e in EventType] + ["response.audio.delta", "brand.new.event", ""]
 

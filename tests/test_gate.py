@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rtbench.gate import (
+from rtbench.analysis.bootstrap import bootstrap_diff, quantile, resolvable
+from rtbench.analysis.gate import (
     Budget,
     BudgetError,
     RunData,
@@ -19,8 +20,7 @@ from rtbench.gate import (
     parse_budget,
     parse_budgets,
 )
-from rtbench.metrics import Recorder
-from rtbench.stats import bootstrap_diff, quantile, resolvable
+from rtbench.metrics.recorder import Recorder
 
 from conftest import REPO
 

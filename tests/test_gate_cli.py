@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rtbench.baseline import compare
+from rtbench.analysis.baseline import compare
 
 from test_cli import rtbench
 

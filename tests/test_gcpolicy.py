@@ -12,13 +12,13 @@ from pathlib import Path
 
 import trio
 
-from rtbench.config import Scenario, Target
-from rtbench.engine import RunPlan, run_sessions
-from rtbench.gcpolicy import ScheduledGc
+from rtbench.client.engine import RunPlan, run_sessions
+from rtbench.client.workload import load_utterance, plan_chunks
+from rtbench.config.scenario import Scenario, Target
+from rtbench.process.gcpolicy import ScheduledGc
 from rtbench.protocol import TurnDetection
-from rtbench.results import RunStore
+from rtbench.results.store import RunStore
 from rtbench.sim import Dist, Profile
-from rtbench.workload import load_utterance, plan_chunks
 
 from conftest import running_sim
 

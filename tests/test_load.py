@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 import trio
 
-from rtbench.config import ConfigError, Scenario, Target
-from rtbench.engine import DROPPED, RunPlan, run_sessions
-from rtbench.load import LoadModel, closed_start_offsets, open_arrival_offsets
+from rtbench.client.engine import DROPPED, RunPlan, run_sessions
+from rtbench.client.loadmodel import LoadModel, closed_start_offsets, open_arrival_offsets
+from rtbench.client.workload import load_utterance, plan_chunks
+from rtbench.config.scenario import ConfigError, Scenario, Target
 from rtbench.protocol import TurnDetection
-from rtbench.results import RunStore, load_sessions
+from rtbench.results.store import RunStore, load_sessions
+from rtbench.results.summary import summarize
 from rtbench.sim import Dist, Profile
-from rtbench.summary import summarize
-from rtbench.workload import load_utterance, plan_chunks
 
 from conftest import running_sim
 

@@ -7,12 +7,12 @@ import time
 import trio
 import trio.testing
 
-from rtbench.config import Scenario, Target
-from rtbench.metrics import BUNCHED_CHUNKS, SEND_LATENESS, Recorder
-from rtbench.pacer import Pacer, spread_phase
-from rtbench.session import ClientSession
-from rtbench.workload import load_utterance, plan_chunks
-from rtbench.wsframe import OutFrame
+from rtbench.client.pacer import Pacer, spread_phase
+from rtbench.client.session import ClientSession
+from rtbench.client.workload import load_utterance, plan_chunks
+from rtbench.config.scenario import Scenario, Target
+from rtbench.metrics.recorder import BUNCHED_CHUNKS, SEND_LATENESS, Recorder
+from rtbench.ws.frame import OutFrame
 
 
 class Clock:

@@ -6,11 +6,11 @@ from dataclasses import replace
 
 import pytest
 
-from rtbench.config import Scenario, Target
-from rtbench.probe import explain, ladder, run_probe
+from rtbench.client.probe import explain, ladder, run_probe
+from rtbench.client.workload import load_utterance, plan_chunks
+from rtbench.config.scenario import Scenario, Target
 from rtbench.sim import Dist, FaultPlan, Profile
 from rtbench.sim.faults import rule_from_flag
-from rtbench.workload import load_utterance, plan_chunks
 
 from conftest import running_sim
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from rtbench.commands.simflags import add_profile_args, sim_argv, simulator_from
-from rtbench.config import ConfigError
+from rtbench.config.scenario import ConfigError
 from rtbench.protocol import Dialect, SessionConfig, TurnDetection
 from rtbench.sim import Dist, Profile
 from rtbench.sim.faults import load_document

@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from rtbench.config import Scenario, Target
-from rtbench.engine import RunPlan, run_sessions
-from rtbench.hlog import IntervalLog, read_hlog, tag_for
-from rtbench.metrics import Recorder
-from rtbench.progress import RunProgress
+from rtbench.client.engine import RunPlan, run_sessions
+from rtbench.config.scenario import Scenario, Target
+from rtbench.live.progress import ProgressSink, RunProgress
+from rtbench.metrics.recorder import Recorder
 from rtbench.protocol import TurnDetection
-from rtbench.results import RunStore, load_recorder
+from rtbench.results.intervallog import IntervalLog, read_hlog, tag_for
+from rtbench.results.store import RunStore, load_recorder
 from rtbench.sim import Dist, Profile
 from test_integration import _plans
 
@@ -50,7 +50,7 @@ async def test_progress_counts_sessions_and_a_monitor_can_stop_the_run(
         target = Target(name="sim", url=f"ws://127.0.0.1:{server.port}/v1/realtime?model=m")
         store = RunStore(tmp_path, "run", {})
         with trio.fail_after(30):
-            await run_sessions(RunPlan(sc, [target], 3), _plans(sc), store, progress,
+            await run_sessions(RunPlan(sc, [target], 3), _plans(sc), ProgressSink(store, progress), progress,
                                [stop_after_four_turns])
     turns, _ = store.finalize("aborted")
     # Stopped early (20 turns × 3 sessions were planned), and every row reached the store.

@@ -7,8 +7,8 @@ import numpy as np
 import orjson
 import pytest
 
-from rtbench.audio import SAMPLES_PER_MS
 from rtbench.protocol import Dialect, Event, EventType, SessionConfig, TurnDetection
+from rtbench.protocol.audio import SAMPLES_PER_MS
 from rtbench.sim import Dist, FaultRule, Profile
 
 from referee import Referee

@@ -20,9 +20,9 @@ import pytest
 import trio
 import trio_websocket
 
-from rtbench.records import ErrorRecord, TurnRecord
-from rtbench.report import render, write_report
-from rtbench.results import RunStore
+from rtbench.analysis.report import render, write_report
+from rtbench.metrics.records import ErrorRecord, TurnRecord
+from rtbench.results.store import RunStore
 
 from test_cli import rtbench
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from rtbench.diagnose import PREVIEW_HINT
-from rtbench.run import embedded_simulator
+from rtbench.orchestrate.execute import embedded_simulator
+from rtbench.protocol.diagnose import PREVIEW_HINT
 
 from conftest import REPO
 

@@ -16,11 +16,11 @@ import pandas as pd
 import pytest
 from hdrh.histogram import HdrHistogram
 
-from rtbench.config import Scenario, Target
-from rtbench.engine import RunPlan
-from rtbench.load import LoadModel, closed_start_offsets, open_arrival_offsets
-from rtbench.metrics import Recorder
-from rtbench.shard import Shard, shards
+from rtbench.client.engine import RunPlan
+from rtbench.client.loadmodel import LoadModel, closed_start_offsets, open_arrival_offsets
+from rtbench.client.shard import Shard, shards
+from rtbench.config.scenario import Scenario, Target
+from rtbench.metrics.recorder import Recorder
 
 from conftest import REPO
 
@@ -251,8 +251,8 @@ def test_open_model_workers_keep_the_whole_arrival_schedule(tmp_path: Path) -> N
 
 
 def test_merge_keeps_complete_rows_and_skips_failed_shards(tmp_path: Path) -> None:
-    from rtbench.records import TurnRecord
-    from rtbench.results import RunStore, load_tables
+    from rtbench.metrics.records import TurnRecord
+    from rtbench.results.store import RunStore, load_tables
     from rtbench.scale.merge import JOURNALS, ShardResult, merge_into
     from rtbench.scale.shardrun import ShardReport
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from rtbench.config import Target, load_scenario
-from rtbench.engine import RunPlan
-from rtbench.load import LoadModel
-from rtbench.run import embedded_simulator, execute
+from rtbench.client.engine import RunPlan
+from rtbench.client.loadmodel import LoadModel
+from rtbench.config.scenario import Target, load_scenario
+from rtbench.orchestrate.execute import embedded_simulator, execute
 from rtbench.scale.rayrun import ray_runner
 from test_scale import hist_counts, quick_scenario
 

@@ -8,9 +8,9 @@ from collections.abc import Callable
 import trio
 import trio.testing
 
-from rtbench.config import Scenario
-from rtbench.session import ClientSession, SessionEnded
-from rtbench.wsclient import CloseReason
+from rtbench.client.session import ClientSession, SessionEnded
+from rtbench.config.scenario import Scenario
+from rtbench.ws.client import CloseReason
 from test_fuzz_frames import make_session
 
 

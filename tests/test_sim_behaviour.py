@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rtbench.audio import SAMPLES_PER_MS
 from rtbench.protocol import Dialect, Event, EventType, SessionConfig, TurnDetection
+from rtbench.protocol.audio import SAMPLES_PER_MS
 from rtbench.sim import Dist, Profile
 
 from simdrive import Driver, tone

@@ -9,8 +9,8 @@ import numpy as np
 import orjson
 import pytest
 
-from rtbench.audio import SAMPLES_PER_MS
 from rtbench.protocol import Dialect, SessionConfig, TurnDetection
+from rtbench.protocol.audio import SAMPLES_PER_MS
 from rtbench.sim import Close, Dist, Profile
 from rtbench.sim.faults import FaultRule
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rtbench import stats
-from rtbench.stats import bootstrap_diff, min_samples_for_quantile, quantile, resolvable
+from rtbench.analysis import bootstrap as stats
+from rtbench.analysis.bootstrap import bootstrap_diff, min_samples_for_quantile, quantile, resolvable
 
 
 def lognormal(rng: np.random.Generator, median: float, n: int) -> np.ndarray:

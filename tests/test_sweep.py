@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from rtbench.config import ConfigError
-from rtbench.sweep import Search, SweepSettings
+from rtbench.analysis.sweep import Search, SweepSettings
+from rtbench.config.scenario import ConfigError
 
 from conftest import REPO
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from rtbench.auth import ApiKey, EntraToken
-from rtbench.config import ConfigError
+from rtbench.config.auth import ApiKey, EntraToken
+from rtbench.config.scenario import ConfigError
+from rtbench.config.targets import TargetSpec, build_url, load_targets, resolve
 from rtbench.protocol import Dialect
-from rtbench.targets import TargetSpec, build_url, load_targets, resolve
 
 from conftest import REPO
 

@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rtbench.audio import (
+from rtbench.client.workload import WorkloadError, load_utterance, plan_chunks
+from rtbench.config.scenario import Scenario
+from rtbench.protocol.audio import (
     FRAME_SAMPLES,
     SAMPLES_PER_MS,
     EnergyVad,
@@ -18,8 +20,6 @@ from rtbench.audio import (
     chunk_levels,
     speech_bounds,
 )
-from rtbench.config import Scenario
-from rtbench.workload import WorkloadError, load_utterance, plan_chunks
 
 
 def tone(ms: int, amp: int = 8000) -> np.ndarray:

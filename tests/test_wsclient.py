@@ -14,9 +14,9 @@ import pytest
 import trio
 import trio_websocket
 
-from rtbench.config import Target
+from rtbench.client.transport import CloseReason, HandshakeFailed, open_connection
+from rtbench.config.scenario import Target
 from rtbench.sim import Profile
-from rtbench.transport import CloseReason, HandshakeFailed, open_connection
 
 from conftest import running_sim
 

@@ -11,7 +11,7 @@ from wsproto import ConnectionType
 from wsproto.connection import Connection
 from wsproto.events import BytesMessage, CloseConnection, Message, Ping, TextMessage
 
-from rtbench.wsframe import (
+from rtbench.ws.frame import (
     OPCODE_BINARY,
     OPCODE_CLOSE,
     OPCODE_PING,

@@ -7,9 +7,9 @@ import pytest
 import trio
 import trio_websocket
 
-from rtbench import wsserver
 from rtbench.sim import Profile
-from rtbench.wsclient import RECEIVE_BYTES
+from rtbench.ws import server as wsserver
+from rtbench.ws.client import RECEIVE_BYTES
 
 from conftest import running_sim
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rtbench.metrics import ALL_METRICS, SESSION_LATENCIES, Recorder
-from rtbench.summary import summarize
+from rtbench.metrics.recorder import ALL_METRICS, SESSION_LATENCIES, Recorder
+from rtbench.results.summary import summarize
 
 
 def synthetic(rows: int, n_targets: int, seed: int = 0

@@ -78,12 +78,12 @@ def run_trial(ns: argparse.Namespace) -> None:
     """Drive ``ns.trial`` sessions against ``ns.url``; print WINDOW, then one JSON result."""
     import trio
 
-    from rtbench.config import Target, load_scenario
-    from rtbench.engine import GENERATOR, LOOP_LAG, RunPlan, run_sessions
-    from rtbench.load import LoadModel
-    from rtbench.metrics import BUNCHED_CHUNKS, SEND_LATENESS, Recorder
-    from rtbench.records import ErrorRecord, SessionRecord, TurnRecord
-    from rtbench.workload import load_utterance, plan_chunks
+    from rtbench.client.engine import RunPlan, run_sessions
+    from rtbench.client.loadmodel import LoadModel
+    from rtbench.client.workload import load_utterance, plan_chunks
+    from rtbench.config.scenario import Target, load_scenario
+    from rtbench.metrics.recorder import BUNCHED_CHUNKS, GENERATOR, LOOP_LAG, SEND_LATENESS, Recorder
+    from rtbench.metrics.records import ErrorRecord, SessionRecord, TurnRecord
 
     _pin(CLIENT_CORE)
     sc = load_scenario(REPO / "workloads" / "default.toml")
@@ -161,12 +161,12 @@ def run_memory(ns: argparse.Namespace) -> None:
 
     import trio
 
-    from rtbench.config import Target, load_scenario
-    from rtbench.engine import RunPlan, run_sessions
-    from rtbench.load import LoadModel
-    from rtbench.metrics import Recorder
-    from rtbench.records import ErrorRecord, SessionRecord, TurnRecord
-    from rtbench.workload import load_utterance, plan_chunks
+    from rtbench.client.engine import RunPlan, run_sessions
+    from rtbench.client.loadmodel import LoadModel
+    from rtbench.client.workload import load_utterance, plan_chunks
+    from rtbench.config.scenario import Target, load_scenario
+    from rtbench.metrics.recorder import Recorder
+    from rtbench.metrics.records import ErrorRecord, SessionRecord, TurnRecord
 
     _pin(CLIENT_CORE)
     sc = load_scenario(REPO / "workloads" / "default.toml")

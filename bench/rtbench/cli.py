@@ -11,11 +11,11 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
+from .client.workload import WorkloadError
 from .commands import calibrate, compare, gate, probe, report, run, serve, sweep
-from .config import ConfigError
-from .results import ResultsError
-from .run import EXIT_CONFIG
-from .workload import WorkloadError
+from .config.scenario import ConfigError
+from .process.exitcodes import EXIT_CONFIG
+from .results.store import ResultsError
 
 COMMANDS: dict[str, ModuleType] = {
     "run": run,

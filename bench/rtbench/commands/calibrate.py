@@ -8,9 +8,10 @@ import json
 import tempfile
 from pathlib import Path
 
-from ..calibrate import describe, ttfa_error
-from ..config import ConfigError
-from ..run import EXIT_OK, execute
+from ..analysis.calibration import describe, ttfa_error
+from ..config.scenario import ConfigError
+from ..orchestrate.execute import execute
+from ..process.exitcodes import EXIT_OK
 from . import run
 
 HELP = "measure rtbench's own TTFA error against a simulator with known latency"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import orjson
 
-from ..comparison import BY, Settings, compare_runs, compare_within, format_table
-from ..config import ConfigError
+from ..analysis.comparison import BY, Settings, compare_runs, compare_within, format_table
+from ..config.scenario import ConfigError
 
 HELP = "compare TTFA percentiles and error rates of runs or of a run's targets"
 COMPARE_CSV = "compare.csv"

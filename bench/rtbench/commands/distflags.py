@@ -1,15 +1,15 @@
 """Scale-out flags of ``rtbench run``: ``--workers N`` local processes, ``--ray ADDRESS``.
 
 Kept apart from ``commands/run.py`` like the target flags; turns the flags into a
-:data:`~rtbench.run.Runner` (or None: this process drives every session itself).
+:data:`~rtbench.orchestrate.execute.Runner` (or None: this process drives every session itself).
 """
 
 from __future__ import annotations
 
 import argparse
 
-from ..config import ConfigError
-from ..run import Runner
+from ..config.scenario import ConfigError
+from ..orchestrate.execute import Runner
 
 
 def add_dist_args(run: argparse.ArgumentParser) -> None:
@@ -36,6 +36,6 @@ def dist_runner(ns: argparse.Namespace, sessions: int) -> Runner | None:
         return ray_runner(ns.ray, workers)
     if workers is None or workers == 1:
         return None
-    from ..scale.workers import local_runner
+    from ..scale.local import local_runner
 
     return local_runner(workers)

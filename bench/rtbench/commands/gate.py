@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..results import load_manifest
-from ..verdict import format_verdicts, judge, write_outputs
+from ..analysis.verdict import format_verdicts, judge, write_outputs
+from ..results.store import load_manifest
 from .gateflags import add_gate_args, budget_texts, gate_config
 
 HELP = "judge a saved run against budgets / a baseline (exit 0 pass, 4 broken)"

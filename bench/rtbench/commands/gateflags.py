@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..gate import load_budget_file, parse_budgets
-from ..verdict import GateConfig, baseline_metrics_arg, parse_fraction
+from ..analysis.gate import load_budget_file, parse_budgets
+from ..analysis.verdict import GateConfig, baseline_metrics_arg, parse_fraction
 
 
 def add_gate_args(p: argparse.ArgumentParser) -> None:

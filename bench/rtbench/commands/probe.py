@@ -8,10 +8,10 @@ import argparse
 import pandas as pd
 import trio
 
-from ..config import ConfigError
-from ..probe import explain, ladder, run_probe
-from ..run import EXIT_GATE_FAILED, EXIT_OK
-from ..workload import load_utterance, plan_chunks
+from ..client.probe import explain, ladder, run_probe
+from ..client.workload import load_utterance, plan_chunks
+from ..config.scenario import ConfigError
+from ..process.exitcodes import EXIT_GATE_FAILED, EXIT_OK
 from . import run
 
 HELP = "find which session set-up step fails against a target (the 'error after created' case)"

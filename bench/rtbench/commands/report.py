@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..recover import needs_recovery, recover
+from ..results.recover import needs_recovery, recover
 
 HELP = "write report.html (plots embedded) for a saved run"
 
@@ -16,7 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def handle(ns: argparse.Namespace) -> int:
-    from ..report import write_report  # matplotlib is slow to import: only when asked
+    from ..analysis.report import write_report  # matplotlib is slow to import: only when asked
 
     if needs_recovery(ns.run_dir):
         got = recover(ns.run_dir)

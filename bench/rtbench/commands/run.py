@@ -9,16 +9,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..abort import abort_watcher
-from ..config import ConfigError, Scenario, Target, load_scenario
-from ..engine import RunPlan
-from ..hlog import hlog_watcher
-from ..live import progress_watcher
-from ..load import LoadModel
+from ..analysis.verdict import JUNIT, SUMMARY_JSON, GateConfig, format_verdicts, judge, write_outputs
+from ..client.engine import RunPlan
+from ..client.loadmodel import LoadModel
+from ..config.scenario import ConfigError, Scenario, Target, load_scenario
+from ..live.abort import abort_watcher
+from ..live.display import progress_watcher
+from ..live.intervals import hlog_watcher
+from ..live.watcher import Watcher
+from ..orchestrate.execute import RunOutcome, embedded_simulator, execute, print_outcome
 from ..protocol import Dialect
-from ..results import load_manifest
-from ..run import RunOutcome, Watcher, embedded_simulator, execute, print_outcome
-from ..verdict import JUNIT, SUMMARY_JSON, GateConfig, format_verdicts, judge, write_outputs
+from ..results.store import load_manifest
 from .distflags import add_dist_args, dist_runner
 from .gateflags import add_gate_args, budget_texts, gate_config
 from .simflags import add_profile_args, sim_argv, simulator_from
@@ -178,7 +179,7 @@ def finish(outcome: RunOutcome, gate_cfg: GateConfig, ns: argparse.Namespace) ->
         # stopped by a signal: leave quickly; the HTML can be made later from what was written
         print(f"report: skipped (run stopped); `rtbench report {outcome.run_dir}` writes it")
     elif not ns.no_report:
-        from ..report import write_report  # matplotlib is slow to import: only when asked
+        from ..analysis.report import write_report  # matplotlib is slow to import: only when asked
 
         print(f"report: {write_report(outcome.run_dir)}")
     return result.exit_code

@@ -8,7 +8,7 @@ import signal
 
 import trio
 
-from ..config import ConfigError
+from ..config.scenario import ConfigError
 from ..sim import SimConfig, SimServer
 from .simflags import add_profile_args, simulator_from
 

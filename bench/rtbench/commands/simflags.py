@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..config import ConfigError
+from ..config.scenario import ConfigError
 from ..sim import Dist, FaultPlan, FaultPlanError, Profile
 from ..sim.faults import load_document, merge, plan_from_document, rule_from_flag
 from ..sim.profile import ProfileError, profile_from_document

@@ -9,10 +9,11 @@ import json
 
 import pandas as pd
 
-from ..config import ConfigError
-from ..run import EXIT_GATE_FAILED, EXIT_OK, execute, new_run_id
-from ..sweep import Search, SweepSettings
-from ..verdict import judge
+from ..analysis.sweep import Search, SweepSettings
+from ..analysis.verdict import judge
+from ..config.scenario import ConfigError
+from ..orchestrate.execute import execute, new_run_id
+from ..process.exitcodes import EXIT_GATE_FAILED, EXIT_OK
 from . import run
 from .distflags import dist_runner
 

@@ -1,8 +1,8 @@
 """Target flags of ``rtbench run``: a targets file, or one target described by flags.
 
 Kept apart from ``commands/run.py`` so the run command stays a short list of steps; this module
-turns the flags into :class:`~rtbench.config.Target` objects (or None for the embedded
-simulator) and raises one-line :class:`~rtbench.config.ConfigError` for every misuse.
+turns the flags into :class:`~rtbench.config.scenario.Target` objects (or None for the embedded
+simulator) and raises one-line :class:`~rtbench.config.scenario.ConfigError` for every misuse.
 """
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..auth import DEFAULT_ENTRA_SCOPE
-from ..config import ConfigError, Target
-from ..engine import INTERLEAVE
+from ..client.engine import INTERLEAVE
+from ..config.auth import DEFAULT_ENTRA_SCOPE
+from ..config.scenario import ConfigError, Target
+from ..config.targets import AUTH_METHODS, PROTOCOLS, PROVIDERS, TargetSpec, check_url, load_targets, resolve
 from ..protocol import Dialect
-from ..targets import AUTH_METHODS, PROTOCOLS, PROVIDERS, TargetSpec, check_url, load_targets, resolve
 
 #: Flags that describe a one-off target and so need --provider.
 _SPEC_FLAGS = ("endpoint", "resource", "deployment", "protocol", "api_version", "auth",

@@ -18,11 +18,11 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Protocol
 
-from ..config import ConfigError
-from ..engine import RunPlan
-from ..results import RunStore
-from ..shard import shards
-from ..workload import ChunkPlan
+from ..client.engine import RunPlan
+from ..client.shard import shards
+from ..client.workload import ChunkPlan
+from ..config.scenario import ConfigError
+from ..results.store import RunStore
 from . import syncstart
 from .merge import ShardResult, failure_lines, manifest_entry, merge_into
 from .shardrun import ShardSpec

@@ -1,6 +1,6 @@
 """Fold shard results into the run directory, exactly.
 
-Rows are replayed into the parent's :class:`~rtbench.results.RunStore` (so the merged journals,
+Rows are replayed into the parent's :class:`~rtbench.results.store.RunStore` (so the merged journals,
 tables and manifest have exactly the single-process form) and histograms are added through
 their encoded form (``decode_and_add``: exact, no re-binning). A shard that failed (crashed,
 killed, lost with its node) is reported and left out: its histograms died with it, and merging
@@ -18,8 +18,8 @@ from typing import Any
 
 import orjson
 
-from ..records import ErrorRecord, SessionRecord, TurnRecord
-from ..results import ERRORS_JOURNAL, HISTOGRAMS, SESSIONS_JOURNAL, TURNS_JOURNAL, RunStore
+from ..metrics.records import ErrorRecord, SessionRecord, TurnRecord
+from ..results.store import ERRORS_JOURNAL, HISTOGRAMS, SESSIONS_JOURNAL, TURNS_JOURNAL, RunStore
 from .shardrun import ShardReport
 
 SHARD_REPORT = "shard.json"

@@ -21,14 +21,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..config import ConfigError
-from ..engine import RunPlan
-from ..results import RunStore
-from ..run import Runner
-from ..workload import ChunkPlan
+from ..client.engine import RunPlan
+from ..client.workload import ChunkPlan
+from ..config.scenario import ConfigError
+from ..orchestrate.execute import Runner
+from ..results.store import RunStore
+from .local import PROGRESS_S, WORKERS_DIR
 from .merge import JOURNALS, ShardResult
 from .shardrun import ShardReport, ShardRun, ShardSpec, shard_dir_name
-from .workers import PROGRESS_S, WORKERS_DIR
 
 #: Remote calls to start the actors take a moment on a real cluster (Ray Client, other nodes).
 RAY_LEAD_S = 1.0
@@ -165,8 +165,8 @@ def connect(address: str) -> tuple[Any, bool]:
 
 
 def ray_runner(address: str, count: int | None, progress_s: float = PROGRESS_S) -> Runner:
-    """A :data:`rtbench.run.Runner` that drives ``count`` shards as Ray actors (default: one per
-    CPU of the cluster, at most one per session)."""
+    """A :data:`rtbench.orchestrate.execute.Runner` that drives ``count`` shards as Ray actors
+    (default: one per CPU of the cluster, at most one per session)."""
     from .driver import drive
 
     def run(plan: RunPlan, plans: list[ChunkPlan], store: RunStore, stopped_by: list[str]) -> None:

@@ -21,9 +21,9 @@ from typing import Any
 
 import trio
 
-from ..engine import RunPlan, run_sessions
-from ..results import RunStore
-from ..workload import ChunkPlan
+from ..client.engine import RunPlan, run_sessions
+from ..client.workload import ChunkPlan
+from ..results.store import RunStore
 from . import syncstart
 
 STOP_POLL_S = 0.02

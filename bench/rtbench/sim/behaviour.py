@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from ..audio import SAMPLES_PER_MS, EnergyVad, b64_to_pcm, chunk_levels
 from ..protocol import (
     Dialect,
     ErrorInfo,
@@ -29,6 +28,7 @@ from ..protocol import (
     new_id,
     session_from_wire,
 )
+from ..protocol.audio import SAMPLES_PER_MS, EnergyVad, b64_to_pcm, chunk_levels
 from . import payloads
 from .faults import FaultRule
 from .profile import Profile

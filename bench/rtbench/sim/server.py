@@ -1,8 +1,8 @@
-"""The simulator's I/O edge: a WebSocket server (:mod:`rtbench.wsserver`) around :class:`SimSession`.
+"""The simulator's I/O edge: a WebSocket server (:mod:`rtbench.ws.server`) around :class:`SimSession`.
 
 Routing (paths, dialect, auth) happens here on the handshake; everything after the upgrade is
 the sans-IO behaviour. One task reads client frames, one sends what the behaviour has due; one
-timer task for the whole server (:mod:`rtbench.alarms`) wakes each sender when output is due.
+timer task for the whole server (:mod:`rtbench.sim.alarms`) wakes each sender when output is due.
 """
 
 from __future__ import annotations
@@ -19,13 +19,14 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 import trio
 
+from ..process.gcpolicy import ScheduledGc
+from ..protocol import Connection, Dialect, ProtocolViolation, Role
+
 # The lean server (same API as the trio-websocket subset used here, no reader task per
 # connection; see wsserver.py for the profile that motivated it).
-from .. import wsserver as trio_websocket
-from ..alarms import Alarms, Sleeper
-from ..gcpolicy import ScheduledGc
-from ..protocol import Connection, Dialect, ProtocolViolation, Role
+from ..ws import server as wsserver
 from . import payloads
+from .alarms import Alarms, Sleeper
 from .behaviour import Close, Injected, Raw, SimSession
 from .faults import FaultPlan, Injector, describe
 from .profile import Profile
@@ -72,7 +73,7 @@ class Refused(Exception):
                                        "code": self.code, "param": None}})
 
 
-def _header(request: trio_websocket.WebSocketRequest, name: str) -> str | None:
+def _header(request: wsserver.WebSocketRequest, name: str) -> str | None:
     wanted = name.lower().encode()
     for key, value in request.headers:
         if key.lower() == wanted:
@@ -80,7 +81,7 @@ def _header(request: trio_websocket.WebSocketRequest, name: str) -> str | None:
     return None
 
 
-def route(request: trio_websocket.WebSocketRequest) -> Route:
+def route(request: wsserver.WebSocketRequest) -> Route:
     """Which dialect/provider a handshake asks for; Refused (404/400) if none."""
     parts = urlsplit(request.path)
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
@@ -107,7 +108,7 @@ def route(request: trio_websocket.WebSocketRequest) -> Route:
     raise Refused(404, "404", "Resource not found", path.startswith("/openai"))
 
 
-def authorize(request: trio_websocket.WebSocketRequest, api_key: str | None, azure: bool) -> None:
+def authorize(request: wsserver.WebSocketRequest, api_key: str | None, azure: bool) -> None:
     if api_key is None:
         return
     offered: list[str] = []
@@ -154,7 +155,7 @@ class SimServer:
         try:
             async with trio.open_nursery() as nursery:
                 server = await nursery.start(functools.partial(
-                    trio_websocket.serve_websocket, self._handle, self.config.host,
+                    wsserver.serve_websocket, self._handle, self.config.host,
                     self.config.port, None))
                 self.port = server.port
                 nursery.start_soon(self.alarms.run)
@@ -173,7 +174,7 @@ class SimServer:
             self.stats.write(path)
             await trio.sleep(self.config.stats_interval_s)
 
-    async def _refuse(self, request: trio_websocket.WebSocketRequest, exc: Refused) -> None:
+    async def _refuse(self, request: wsserver.WebSocketRequest, exc: Refused) -> None:
         self.stats.count("refused")
         self.stats.count(f"refused_{exc.status}")
         headers = [(b"content-type", b"application/json")]
@@ -181,7 +182,7 @@ class SimServer:
             headers.append((b"retry-after", b"6"))
         await request.reject(exc.status, extra_headers=headers, body=exc.body())
 
-    async def _handle(self, request: trio_websocket.WebSocketRequest) -> None:
+    async def _handle(self, request: wsserver.WebSocketRequest) -> None:
         self.stats.count("handshakes")
         try:
             r = route(request)
@@ -206,7 +207,7 @@ class SimServer:
         finally:
             self.stats.session_ended()
 
-    async def _run(self, ws: trio_websocket.WebSocketConnection, r: Route, ordinal: int) -> None:
+    async def _run(self, ws: wsserver.WebSocketConnection, r: Route, ordinal: int) -> None:
         injector = self.injector
         sim = SimSession(r.dialect, self.config.profile, model=r.model,
                          rng=random.Random(self.rng.random()), load=lambda: self.stats.active,
@@ -228,7 +229,7 @@ class SimServer:
             nursery.cancel_scope.cancel()
 
     @staticmethod
-    async def _read(ws: trio_websocket.WebSocketConnection, sim: SimSession, conn: Connection,
+    async def _read(ws: wsserver.WebSocketConnection, sim: SimSession, conn: Connection,
                     sleeper: Sleeper, scope: trio.CancelScope) -> None:
         """Feed client frames to the behaviour, stamped on receipt; end when the peer closes.
 
@@ -247,7 +248,7 @@ class SimServer:
         await ws.deliver(receive)
         scope.cancel()
 
-    async def _send_due(self, ws: trio_websocket.WebSocketConnection, sim: SimSession,
+    async def _send_due(self, ws: wsserver.WebSocketConnection, sim: SimSession,
                         conn: Connection, sleeper: Sleeper) -> None:
         """Sleep until the next output is due (or a client frame arrives) and send it.
 
@@ -276,10 +277,10 @@ class SimServer:
                         text = conn.send(out)
                         if text is not None:
                             await ws.send_message(text)
-        except trio_websocket.ConnectionClosed:
+        except wsserver.ConnectionClosed:
             pass
 
 
-async def drop_tcp(ws: trio_websocket.WebSocketConnection) -> None:
+async def drop_tcp(ws: wsserver.WebSocketConnection) -> None:
     """Close the TCP stream under the WebSocket with no close frame: the peer sees 1006."""
     await ws.abort()

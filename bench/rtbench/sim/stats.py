@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from hdrh.histogram import HdrHistogram
 
-from ..gcpolicy import GcPauses
+from ..process.gcpolicy import GcPauses
 
 _LATENESS_MAX_US = 60_000_000
 

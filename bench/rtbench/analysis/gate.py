@@ -1,0 +1,348 @@
+"""Budgets: parse ``ttfa.p95{region=eastus2} < 800ms`` and judge a run against them (pure).
+
+Syntax (like k6 thresholds, one budget per string)::
+
+    METRIC[.STAT][{key=value,...}] OP VALUE[UNIT]
+
+* latency metrics (every HDR histogram a run records; ``ttfa`` is short for ``ttfa_ms``) take a
+  STAT: ``p50`` ``p90`` ``p95`` ``p99`` ``p99.9`` (or k6's ``p(95)``), ``max``, ``min``,
+  ``mean``, ``count``; VALUE in ``ms`` (default), ``s`` or ``us``;
+* rates ``error_rate`` and ``session_error_rate``: VALUE as ``1%`` or a fraction ``0.01``;
+* counts ``turns``, ``turns_ok``, ``turns_failed``, ``errors``, ``sessions_with_errors``;
+* filters ``region``, ``model``, ``target`` on any metric; ``errors`` also takes ``code``,
+  ``phase`` and ``kind``; OP is ``<`` ``<=`` ``>`` ``>=`` ``==``.
+
+A budget that cannot be checked (no sample, no target matching its filters) fails: a gate that
+passes because it saw nothing is worse than none. While a run is going, :func:`evaluate` with
+``final=False`` also says whether a budget is *certainly* broken already (its final value can
+only land on the wrong side), which is what abort-on-fail acts on.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pandas as pd
+
+from ..config.scenario import ConfigError
+from ..metrics.recorder import ALL_METRICS, GENERATOR, LOOP_LAG, Recorder, new_histogram
+from ..metrics.tallies import Tally, TargetInfo
+
+LATENCIES = (*ALL_METRICS, LOOP_LAG)
+RATES = ("error_rate", "session_error_rate")
+COUNTS = ("turns", "turns_ok", "turns_failed", "errors", "sessions_with_errors")
+TARGET_KEYS = ("region", "model", "target")
+ERROR_KEYS = ("code", "phase", "kind")
+OPS = ("<=", ">=", "==", "<", ">")
+_OP_RE = re.compile(r"<=|>=|==|<|>")
+_NAME_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\.(.+?))?\s*(?:\{(.*)\})?$")
+_STAT_RE = re.compile(r"^p\(?(\d+(?:\.\d+)?)\)?$")
+_VALUE_RE = re.compile(r"^([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(ms|us|µs|s|%)?$")
+_UNIT_MS = {"ms": 1.0, "s": 1000.0, "us": 0.001, "µs": 0.001, None: 1.0}
+Fail = Callable[[str], NoReturn]
+
+
+class BudgetError(ConfigError):
+    """A budget string that cannot be parsed (one line, names the budget)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    text: str
+    metric: str                              # canonical: ``ttfa_ms``, ``error_rate``, ``errors``
+    stat: str | None                         # ``p95``, ``max``, ``min``, ``mean``, ``count``
+    filters: tuple[tuple[str, str], ...]
+    op: str
+    limit: float                             # ms for latencies, fraction for rates, else count
+
+    @property
+    def kind(self) -> str:
+        if self.metric in RATES:
+            return "rate"
+        if self.metric in COUNTS or self.stat == "count":
+            return "count"
+        return "latency"
+
+    def target_filters(self) -> dict[str, str]:
+        return {k: v for k, v in self.filters if k in TARGET_KEYS}
+
+    def error_filters(self) -> dict[str, str]:
+        return {k: v for k, v in self.filters if k in ERROR_KEYS}
+
+
+def _canonical_metric(name: str) -> str | None:
+    for candidate in (name, name + "_ms"):
+        if candidate in LATENCIES or candidate in RATES or candidate in COUNTS:
+            return candidate
+    return None
+
+
+def _parse_stat(stat: str | None, fail: Fail) -> str | None:
+    if stat is None:
+        return None
+    stat = stat.strip()
+    if stat in ("max", "min", "mean", "count"):
+        return stat
+    if stat == "avg":
+        return "mean"
+    if stat == "med":
+        return "p50"
+    m = _STAT_RE.match(stat)
+    if m is None:
+        fail(f"unknown statistic {stat!r} (use p50, p95, p99, p99.9, max, min, mean or count)")
+    q = float(m.group(1))
+    if not 0.0 < q <= 100.0:
+        fail(f"percentile {stat!r} must be within (0, 100]")
+    return f"p{q:g}"
+
+
+def _parse_filters(raw: str | None, allowed: Sequence[str], fail: Fail) -> tuple[tuple[str, str], ...]:
+    if raw is None or not raw.strip():
+        return ()
+    out = []
+    for part in raw.split(","):
+        key, eq, value = part.partition("=")
+        key, value = key.strip(), value.strip().strip("'\"")
+        if not eq or not key or not value:
+            fail(f"filter {part.strip()!r} must be key=value")
+        if key not in allowed:
+            fail(f"unknown filter {key!r} (allowed here: {', '.join(allowed)})")
+        out.append((key, value))
+    return tuple(sorted(out))
+
+
+def parse_budget(text: str) -> Budget:
+    """Parse one budget string; a :class:`BudgetError` names the budget and the problem."""
+
+    def fail(why: str) -> NoReturn:
+        raise BudgetError(f"budget {text.strip()!r}: {why}")
+
+    m = _OP_RE.search(text)
+    if m is None:
+        fail("no comparison (expected <, <=, >, >= or ==)")
+    left, op, right = text[:m.start()].strip(), m.group(0), text[m.end():].strip()
+    if _OP_RE.search(right):
+        fail("more than one comparison")
+    nm = _NAME_RE.match(left)
+    if nm is None:
+        fail(f"cannot read the metric {left!r} (expected metric.stat{{key=value}})")
+    metric = _canonical_metric(nm.group(1))
+    if metric is None:
+        fail(f"unknown metric {nm.group(1)!r} (known: "
+             + ", ".join([m.removesuffix("_ms") for m in LATENCIES] + list(RATES) + list(COUNTS))
+             + ")")
+    stat = _parse_stat(nm.group(2), fail)
+    if metric in LATENCIES:
+        if stat is None:
+            fail(f"{nm.group(1)} needs a statistic, e.g. {nm.group(1)}.p95")
+        allowed: Sequence[str] = () if metric == LOOP_LAG else TARGET_KEYS
+    else:
+        if stat is not None:
+            fail(f"{metric} takes no statistic")
+        allowed = TARGET_KEYS + ERROR_KEYS if metric == "errors" else TARGET_KEYS
+    filters = _parse_filters(nm.group(3), allowed, fail)
+    vm = _VALUE_RE.match(right)
+    if vm is None:
+        fail(f"cannot read the limit {right!r} (expected a number with an optional unit)")
+    number, unit = float(vm.group(1)), vm.group(2)
+    budget = Budget(text.strip(), metric, stat, filters, op, 0.0)
+    if budget.kind == "latency":
+        if unit == "%":
+            fail("'%' is not a unit for a latency (use ms, s or us)")
+        limit = number * _UNIT_MS[unit]
+    elif budget.kind == "rate":
+        if unit not in (None, "%"):
+            fail(f"{unit!r} is not a unit for a rate (use % or a fraction)")
+        limit = number / 100.0 if unit == "%" else number
+    else:
+        if unit is not None:
+            fail(f"a count takes no unit, got {unit!r}")
+        limit = number
+    return Budget(text.strip(), metric, stat, filters, op, limit)
+
+
+def parse_budgets(texts: Iterable[str]) -> list[Budget]:
+    return [parse_budget(t) for t in texts]
+
+
+def load_budget_file(path: Path) -> list[str]:
+    """Budget strings from ``[budgets] checks = [...]`` in a TOML file (a scenario or its own)."""
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"budgets file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    table = doc.get("budgets", {})
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{path}: budgets must be a table with checks = [...]")
+    unknown = sorted(set(table) - {"checks"})
+    if unknown:
+        raise ConfigError(f"{path}: unknown key {unknown[0]!r} in [budgets]")
+    checks = table.get("checks", [])
+    if not isinstance(checks, list) or not all(isinstance(c, str) for c in checks):
+        raise ConfigError(f"{path}: budgets.checks must be a list of strings")
+    return list(checks)
+
+
+# -- what a run observed ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RunData:
+    """Everything a budget is judged on."""
+
+    targets: tuple[TargetInfo, ...]
+    turns_per_session: int
+    recorder: Recorder
+    tally: Tally
+    final: bool = True                       # False while the run is still going
+    min_samples: int = 1                     # live: no percentile verdict on fewer samples
+
+    @classmethod
+    def from_manifest(cls, manifest: Mapping[str, Any], turns: pd.DataFrame, errors: pd.DataFrame,
+                      recorder: Recorder) -> RunData:
+        targets = targets_from_manifest(manifest)
+        tps = turns_per_session(manifest)
+        return cls(targets, tps, recorder, Tally.from_tables(turns, errors, targets, tps))
+
+
+def targets_from_manifest(manifest: Mapping[str, Any]) -> tuple[TargetInfo, ...]:
+    return tuple(TargetInfo(str(t["name"]), str(t["region"]), str(t["model"]), int(t["sessions"]))
+                 for t in manifest.get("targets", []))
+
+
+def turns_per_session(manifest: Mapping[str, Any]) -> int:
+    load = manifest.get("load_model") or {}
+    if "turns_per_session" in load:
+        return int(load["turns_per_session"])
+    return int(manifest.get("scenario", {}).get("turns_per_session", 1))
+
+
+# -- verdicts --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """One check's outcome; also used for baseline checks so reports treat both alike."""
+
+    name: str
+    passed: bool
+    observed: float | None                   # None: nothing to judge on
+    limit: str
+    message: str
+    samples: int = 0
+    certain: bool = False                    # live only: broken whatever happens next
+    group: str = "budgets"
+    observed_text: str = "none"              # observed with its unit, e.g. ``812.0 ms``
+
+
+def _holds(op: str, value: float, limit: float) -> bool:
+    return {"<": value < limit, "<=": value <= limit, ">": value > limit, ">=": value >= limit,
+            "==": value == limit}[op]
+
+
+def _certainly_broken(op: str, lo: float, hi: float, limit: float) -> bool:
+    """True if no final value within ``[lo, hi]`` can satisfy ``op limit``."""
+    if op in ("<", "<="):
+        return not _holds(op, lo, limit)
+    if op in (">", ">="):
+        return not _holds(op, hi, limit)
+    return lo > limit or hi < limit or (lo == hi and lo != limit)
+
+
+def format_value(budget: Budget, value: float) -> str:
+    if budget.kind == "rate":
+        return f"{value * 100:.3g}%"
+    if budget.kind == "count":
+        return f"{value:g}"
+    return f"{value:.1f} ms"
+
+
+def _observe(budget: Budget, data: RunData) -> tuple[float | None, float, float, int, str]:
+    """(observed, lower bound, upper bound of the final value, samples, why-none)."""
+    inf = math.inf
+    if budget.metric == LOOP_LAG:
+        names = [GENERATOR]
+    else:
+        matched = [t for t in data.targets if t.matches(budget.target_filters())]
+        if not matched:
+            return None, -inf, inf, 0, "no target matches the filters"
+        names = [t.name for t in matched]
+    if budget.kind == "latency" or budget.stat == "count":
+        hist = new_histogram()
+        for name in names:
+            hist.add(data.recorder.series(name, budget.metric).histogram)
+        n = int(hist.get_total_count())
+        if budget.stat == "count":
+            return float(n), float(n), (float(n) if data.final else inf), n, ""
+        if n == 0:
+            return None, -inf, inf, 0, "no samples"
+        stat = budget.stat
+        if stat == "max":
+            v = hist.get_max_value() / 1000.0
+            return v, v, (v if data.final else inf), n, ""
+        if stat == "min":
+            v = hist.get_min_value() / 1000.0
+            return v, (v if data.final else -inf), v, n, ""
+        v = (hist.get_mean_value() if stat == "mean"
+             else hist.get_value_at_percentile(float(str(stat)[1:]))) / 1000.0
+        if data.final or n >= data.min_samples:
+            return v, v, v, n, ""
+        return v, -inf, inf, n, ""
+    tallies = [data.tally.of(name) for name in names]
+    planned_sessions = sum(t.sessions for t in data.targets if t.name in names)
+    planned = planned_sessions * data.turns_per_session
+    ok = sum(t.turns_ok for t in tallies)
+    failed = sum(t.turns_failed for t in tallies)
+    lost = failed + sum(t.turns_unattempted for t in tallies)
+    rows = ok + failed
+    if budget.metric == "error_rate":
+        if planned == 0:
+            return None, -inf, inf, 0, "no planned turns"
+        lo, hi = lost / planned, 1.0 - ok / planned
+        return lo, lo, (lo if data.final else hi), planned, ""
+    if budget.metric == "session_error_rate":
+        if planned_sessions == 0:
+            return None, -inf, inf, 0, "no planned sessions"
+        v = sum(len(t.sessions_with_errors) for t in tallies) / planned_sessions
+        return v, v, (v if data.final else 1.0), planned_sessions, ""
+    if budget.metric == "errors":
+        flt = budget.error_filters()
+        n = sum(count for t in tallies for (phase, kind, code), count in t.errors.items()
+                if all({"phase": phase, "kind": kind, "code": code}[k] == v for k, v in flt.items()))
+    elif budget.metric == "sessions_with_errors":
+        n = sum(len(t.sessions_with_errors) for t in tallies)
+    elif budget.metric == "turns_failed":
+        n = failed
+    elif budget.metric == "turns_ok":
+        return float(ok), ok, (ok if data.final else planned - lost), rows, ""
+    else:  # turns
+        return float(rows), rows, (rows if data.final else planned - lost + failed), rows, ""
+    return float(n), n, (n if data.final else inf), rows, ""
+
+
+def evaluate_one(budget: Budget, data: RunData) -> Verdict:
+    observed, lo, hi, samples, why = _observe(budget, data)
+    limit_text = f"{budget.op} {format_value(budget, budget.limit)}"
+    label = budget.text
+    if observed is None:
+        return Verdict(label, False, None, limit_text, f"{label}: {why}, cannot be checked",
+                       samples, certain=False)
+    passed = _holds(budget.op, observed, budget.limit)
+    certain = (not passed) if data.final else _certainly_broken(budget.op, lo, hi, budget.limit)
+    shown = format_value(budget, observed)
+    verb = "ok" if passed else "BROKEN"
+    return Verdict(label, passed, observed, limit_text,
+                   f"{label}: observed {shown}, limit {limit_text} ({verb}, n={samples})",
+                   samples, certain=certain, observed_text=shown)
+
+
+def evaluate(budgets: Iterable[Budget], data: RunData) -> list[Verdict]:
+    return [evaluate_one(b, data) for b in budgets]

@@ -1,0 +1,217 @@
+"""``report.html``: one self-contained page (plots embedded as base64 PNG) for a saved run.
+
+Read from the run directory only, so a report can be made again later or on another machine:
+HDR percentile curves per target (tail axis ``1/(1-p)``, as HdrHistogram's plotter draws them),
+TTFA over the run, errors by phase and code, the region × model table and the gate verdicts.
+No external resource is referenced: CI artefact viewers often block them.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # before pyplot: no display in CI
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, NullLocator
+
+from ..metrics.recorder import ALL_METRICS, GENERATOR, Recorder
+from ..results.store import SUMMARY_CSV, load_manifest, load_recorder, load_tables
+from ..results.summary import summarize
+from .gate import turns_per_session
+
+REPORT = "report.html"
+CURVE_METRICS = ("ttfa_ms", "response_done_ms", "vad_ms", "first_transcript_ms", "connect_ms",
+                 "session_created_ms")
+TABLE_COLUMNS = ("region", "model", "sessions", "turns_ok", "error_rate", "session_error_rate",
+                 "ttfa_ms_p50", "ttfa_ms_p90", "ttfa_ms_p95", "ttfa_ms_p99", "ttfa_ms_max",
+                 "vad_ms_p50", "response_done_ms_p95", "connect_ms_p95", "send_lateness_ms_p99")
+
+
+def _png(fig: Figure) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def percentile_curve(recorder: Recorder, target: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """(x = 1/(1-p), value ms) from the HDR histogram, up to the recorded maximum."""
+    hist = recorder.series(target, metric).histogram
+    n = hist.get_total_count()
+    if n == 0:
+        return np.empty(0), np.empty(0)
+    top = min(6.0, math.log10(n) + 1.0)                 # no tail finer than the sample allows
+    ks = np.linspace(0.0, top, 120)
+    pcts = [float(100.0 * (1.0 - 10.0 ** -k)) for k in ks]
+    values = hist.get_percentile_to_value_dict(pcts)
+    x = 1.0 / (1.0 - np.array(pcts) / 100.0)
+    y = np.array([values[p] / 1000.0 for p in pcts])
+    return x, y
+
+
+def plot_percentiles(recorder: Recorder, targets: Sequence[str], metric: str) -> str | None:
+    curves = [(t, *percentile_curve(recorder, t, metric)) for t in targets]
+    curves = [c for c in curves if len(c[1])]
+    if not curves:
+        return None
+    fig, ax = plt.subplots(figsize=(7.5, 3.8))
+    for target, x, y in curves:
+        ax.plot(x, y, label=target, linewidth=1.6)
+    ax.set_xscale("log")
+    ticks = [1, 2, 10, 100, 1000, 10_000, 100_000, 1_000_000]
+    labels = ["0%", "50%", "90%", "99%", "99.9%", "99.99%", "99.999%", "99.9999%"]
+    xmax = max(float(x.max()) for _, x, _ in curves)
+    keep = [i for i, t in enumerate(ticks) if t <= xmax * 1.01]
+    ax.xaxis.set_major_locator(FixedLocator([ticks[i] for i in keep]))
+    ax.set_xticklabels([labels[i] for i in keep])
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xlim(1, max(10.0, xmax))
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("percentile")
+    ax.set_ylabel(f"{metric} (ms)")
+    ax.set_title(f"{metric}: latency by percentile (HDR)")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    return _png(fig)
+
+
+def plot_ttfa_over_time(turns: pd.DataFrame) -> str | None:
+    ok = turns[(turns["status"] == "ok") & turns["ttfa_ms"].notna()]
+    if ok.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(7.5, 3.4))
+    for target, rows in ok.groupby("target"):
+        ax.scatter(rows["t_start_s"], rows["ttfa_ms"], s=10, alpha=0.7, label=str(target))
+    bad = turns[turns["status"] != "ok"]
+    if not bad.empty:
+        ax.scatter(bad["t_start_s"], np.full(len(bad), float(ok["ttfa_ms"].max())), marker="x",
+                   color="crimson", s=20, label="failed turn")
+    ax.set_xlabel("turn start (s since run start)")
+    ax.set_ylabel("TTFA (ms)")
+    ax.set_title("TTFA over the run")
+    ax.set_ylim(bottom=0)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    return _png(fig)
+
+
+def plot_errors(errors: pd.DataFrame) -> str | None:
+    if errors.empty:
+        return None
+    labels = errors["phase"].astype(str) + " / " + errors["code"].fillna(errors["kind"]).astype(str)
+    counts = labels.value_counts().sort_values()
+    fig, ax = plt.subplots(figsize=(7.5, 0.6 + 0.35 * len(counts)))
+    ax.barh(list(counts.index), list(counts.values), color="indianred")
+    ax.set_xlabel("errors")
+    ax.set_title("errors by phase / code")
+    ax.grid(True, axis="x", alpha=0.3)
+    return _png(fig)
+
+
+def _fmt(v: Any, col: str) -> str:
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "–"
+        return f"{v * 100:.2f}%" if col.endswith("_rate") else f"{v:.1f}"
+    return html.escape(str(v))
+
+
+def _table(rows: Iterable[Mapping[Any, Any]], columns: Sequence[str]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{_fmt(r.get(c), c)}</td>" for c in columns) + "</tr>"
+                   for r in rows)
+    return f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+
+
+def _gate_section(run_dir: Path) -> str:
+    path = run_dir / "summary.json"
+    if not path.exists():
+        return "<p>No verdict recorded (run <code>rtbench gate</code>).</p>"
+    doc = json.loads(path.read_text())
+    checks = doc.get("checks", [])
+    if not checks:
+        return "<p>No budgets were set for this run.</p>"
+    rows = "".join(
+        f'<tr class="{"pass" if c["passed"] else "fail"}"><td>{"PASS" if c["passed"] else "FAIL"}</td>'
+        f"<td>{html.escape(c['name'])}</td><td>{html.escape(c['message'])}</td></tr>"
+        for c in checks)
+    verdict = html.escape(str(doc.get("verdict", "?"))).upper()
+    return (f"<p class=\"verdict {verdict.lower()}\">Gate: {verdict}</p>"
+            f"<table><thead><tr><th></th><th>check</th><th>detail</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table>")
+
+
+CSS = """
+body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:13px}
+th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}
+th{background:#f3f3f3}td:nth-child(-n+2){text-align:left}
+tr.fail td{background:#fde8e8}tr.pass td{background:#eaf7ea}
+.verdict{font-size:1.3em;font-weight:bold}.verdict.fail{color:#b00}.verdict.pass{color:#070}
+img{max-width:100%;display:block;margin:0.5em 0}.wide{overflow-x:auto}code{background:#f3f3f3}
+"""
+
+
+def render(run_dir: Path) -> str:
+    """The report's HTML for a run directory."""
+    manifest = load_manifest(run_dir)
+    turns, errors = load_tables(run_dir)
+    recorder = load_recorder(run_dir)
+    targets = sorted({t for (t, _m), _s in recorder.items() if t != GENERATOR}
+                     | {str(t["name"]) for t in manifest.get("targets", [])})
+    parts = [f"<h1>rtbench run {html.escape(str(manifest.get('run_id', run_dir.name)))}</h1>",
+             f"<p>status <b>{html.escape(str(manifest.get('status', '?')))}</b>, "
+             f"{manifest.get('sessions', '?')} sessions, started "
+             f"{html.escape(str(manifest.get('started_at', '?')))}, finished "
+             f"{html.escape(str(manifest.get('finished_at', '?')))}</p>"]
+    if manifest.get("aborted"):
+        parts.append(f"<p><b>Aborted</b> at {manifest['aborted'].get('t_s')} s: "
+                     + html.escape("; ".join(manifest["aborted"].get("messages", []))) + "</p>")
+    parts += ["<h2>Gate</h2>", _gate_section(run_dir), "<h2>By region × model</h2>"]
+    csv = run_dir / SUMMARY_CSV
+    summary = pd.read_csv(csv) if csv.exists() else summarize(
+        turns, errors, recorder, manifest.get("targets", []), turns_per_session(manifest))
+    if len(summary):
+        cols = [c for c in TABLE_COLUMNS if c in summary.columns]
+        parts.append(_table(summary.to_dict("records"), cols))
+    parts.append("<h2>Latency distributions</h2>")
+    for metric in CURVE_METRICS:
+        img = plot_percentiles(recorder, targets, metric)
+        if img is not None:
+            parts.append(f'<img alt="{metric} percentile distribution" src="{img}">')
+    parts.append("<h2>TTFA over time</h2>")
+    img = plot_ttfa_over_time(turns)
+    parts.append(f'<img alt="TTFA over time" src="{img}">' if img else "<p>No completed turn.</p>")
+    parts.append("<h2>Errors</h2>")
+    img = plot_errors(errors)
+    parts.append(f'<img alt="errors by phase and code" src="{img}">' if img else "<p>No errors.</p>")
+    lag = recorder.series(GENERATOR, "loop_lag_ms").histogram
+    if lag.get_total_count():
+        parts.append(f"<p>Generator event-loop lag: p99 {lag.get_value_at_percentile(99) / 1000:.1f}"
+                     f" ms, max {lag.get_max_value() / 1000:.1f} ms.</p>")
+    unknown = [m for m in ALL_METRICS if m not in CURVE_METRICS]
+    parts.append(f"<p>Histograms of {', '.join(unknown)} and every metric per interval are in "
+                 "<code>histograms.json</code> and <code>intervals.hlog</code>.</p>")
+    title = html.escape(f"rtbench {manifest.get('run_id', run_dir.name)}")
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{title}</title><link rel=\"icon\" href=\"data:,\"><style>{CSS}</style>"
+            "</head><body>" + "\n".join(parts) + "</body></html>\n")
+
+
+def write_report(run_dir: Path, out: Path | None = None) -> Path:
+    path = out or run_dir / REPORT
+    path.write_text(render(run_dir), encoding="utf-8")
+    return path

@@ -1,0 +1,501 @@
+"""One scripted client session: connect, configure, stream turns on a real-time schedule.
+
+Audio leaves on an absolute schedule (chunk k at ``t0 + (k+1)·c``, like a microphone that can
+only send audio once captured; a late chunk is sent at once and its lateness recorded, never
+hidden): the process's shared :class:`~rtbench.client.pacer.Pacer` calls :meth:`ClientSession._send_due`
+at each deadline (a session run alone gets a pacer of its own). The *reader* task stamps each
+message with the clock before parsing it and hands it to the protocol connection and the turn
+tracker. The turn loop in between waits for each turn's ``response.done``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import trio
+
+from ..config.scenario import Scenario, Target
+from ..metrics.recorder import BARGE_LATENCIES, BUNCHED_CHUNKS, SEND_LATENESS, TURN_LATENCIES, Recorder
+from ..metrics.records import ErrorRecord, SessionRecord, TurnRecord
+from ..protocol import Connection, ErrorInfo, Event, EventType, ProtocolViolation, Role, session_to_wire
+from ..protocol.diagnose import explain_session_error
+from ..protocol.taxonomy import BENIGN, RETRYABLE, classify
+from ..protocol.turn import TurnTracker
+from ..protocol.validate import check_server_event
+from ..ws.frame import OutFrame
+from . import transport
+from .pacer import Paced, Pacer, spread_phase
+from .transport import CloseReason, ConnectionClosed, WsClient
+from .workload import ChunkPlan
+
+
+class SessionObserver(Protocol):
+    """Live counters a session reports its connection state to (the progress display's
+    ``live.progress.RunProgress``); declared here so the client never imports the layer above."""
+
+    def session_connecting(self) -> None: ...
+
+    def session_connected(self) -> None: ...
+
+    def session_finished(self, target: str, connected: bool, turns_attempted: int,
+                         turns_planned: int) -> None: ...
+
+
+class Sink(Protocol):
+    """Where a session delivers what it measured (the results store in a run)."""
+
+    recorder: Recorder
+
+    def turn(self, record: TurnRecord) -> None: ...
+
+    def error(self, record: ErrorRecord) -> None: ...
+
+    def session(self, record: SessionRecord) -> None: ...
+
+
+#: How long a barged-in turn waits for ``conversation.item.truncated`` after its response ended.
+TRUNCATE_CONFIRM_S = 1.0
+
+
+class SessionEnded(Exception):
+    """The session cannot go on (closed, refused, failed to configure); already recorded."""
+
+
+@dataclass(slots=True)
+class Chunk:
+    """What the pacer sends at one deadline: the audio frame, then control frames if any."""
+
+    frame: OutFrame
+    on_sent: list[Callable[[float], None]]   # told the send-completion time of ``frame``
+    then: tuple[OutFrame, ...] = ()           # sent right after (manual commit + response.create)
+    on_then_sent: Callable[[float], None] | None = None
+
+
+class AudioSource:
+    """What the pacer sends next: the current utterance's chunks, then silence.
+
+    ``marks`` maps a chunk index of the utterance to callbacks told when that chunk was sent:
+    how T_eos (and the barge-in speech start) are stamped without the pacer knowing turns.
+    """
+
+    def __init__(self, silence: OutFrame) -> None:
+        self.silence = silence
+        self.plan: ChunkPlan | None = None
+        self.marks: dict[int, list[Callable[[float], None]]] = {}
+        self.then: tuple[OutFrame, ...] = ()
+        self.on_then_sent: Callable[[float], None] | None = None
+        self.control: list[OutFrame] = []  # one-off frames (truncate) sent after the next chunk
+        self.index = 0
+
+    def start(self, plan: ChunkPlan, marks: dict[int, list[Callable[[float], None]]],
+              then: tuple[OutFrame, ...] = (),
+              on_then_sent: Callable[[float], None] | None = None) -> None:
+        self.plan, self.marks, self.index = plan, marks, 0
+        self.then, self.on_then_sent = then, on_then_sent
+
+    def next(self) -> Chunk:
+        control, self.control = tuple(self.control), []
+        plan = self.plan
+        if plan is None:
+            return Chunk(self.silence, [], control)
+        chunk = Chunk(plan.wire[self.index], self.marks.get(self.index, []), control)
+        self.index += 1
+        if self.index == len(plan.wire):
+            self.plan = None
+            chunk.then = control + self.then
+            chunk.on_then_sent = self.on_then_sent
+        return chunk
+
+
+@dataclass(slots=True)
+class _Turn:
+    """A turn in flight: its tracker and the events the turn loop waits on."""
+
+    idx: int
+    plan: ChunkPlan
+    tracker: TurnTracker
+    done: trio.Event = field(default_factory=trio.Event)
+    first_audio: trio.Event = field(default_factory=trio.Event)
+    truncated: trio.Event = field(default_factory=trio.Event)
+    lateness_ms: float = 0.0
+
+
+class ClientSession:
+    def __init__(
+        self,
+        idx: int,
+        target: Target,
+        scenario: Scenario,
+        plans: Sequence[ChunkPlan],
+        silence_frame: str | OutFrame,
+        sink: Sink,
+        run_t0: float,
+        attempt: int = 0,
+        clock: Callable[[], float] = trio.current_time,
+        stop_at: float | None = None,
+        progress: SessionObserver | None = None,
+        pacer: Pacer | None = None,
+    ) -> None:
+        self.idx = idx
+        self.attempt = attempt
+        self.clock = clock
+        self.target = target
+        self.scenario = scenario
+        self.plans = plans
+        self.sink = sink
+        self.run_t0 = run_t0
+        self.conn = Connection(Role.CLIENT, target.dialect)
+        self.source = AudioSource(silence_frame if isinstance(silence_frame, OutFrame)
+                                  else OutFrame(silence_frame))
+        self.pacer = pacer  # None: run() paces this session with a pacer of its own
+        self._paced: Paced | None = None
+        self._lateness = sink.recorder.series(target.name, SEND_LATENESS)
+        self.active: list[_Turn] = []   # turns in flight (two while a barge-in overlaps)
+        self._claimed: set[str] = set()  # response ids owned by this session's turns
+        self.turn_idx: int | None = None
+        self.connect_ms: float | None = None
+        self.session_created_ms: float | None = None
+        self._session_created = trio.Event()
+        self._session_updated = trio.Event()
+        self._ended: str | None = None
+        self._t_connect = 0.0
+        self.unknown_events: dict[str, int] = {}
+        self.fatal: str | None = None  # the code of a fatal error, if one ended the session
+        self.stop_at = stop_at  # no turn starts at or after this time (duration-bounded runs)
+        self.turns_ok = 0
+        self.turns_failed = 0
+        self.end_code: str | None = None  # first non-benign error
+        self.end_severity: str | None = None
+        self.progress = progress
+        self._close_code: str | None = None
+
+    # -- recording -------------------------------------------------------------------------
+
+    def _error(self, phase: str, kind: str, code: str | None, message: str,
+               severity: str | None = None) -> None:
+        severity = severity or classify(kind, code)
+        if severity == "fatal" and self.fatal is None:
+            self.fatal = code
+        if severity != BENIGN and self.end_code is None:
+            self.end_code, self.end_severity = code or kind, severity
+        self.sink.error(
+            ErrorRecord(
+                target=self.target.name, region=self.target.region, model=self.target.model,
+                session_idx=self.idx, session_id=self.conn.session_id,
+                turn_idx=self.turn_idx if phase == "turn" else None, phase=phase, kind=kind,
+                code=code, message=message[:500], t_s=self.clock() - self.run_t0,
+                severity=severity, attempt=self.attempt,
+            )
+        )
+
+    @property
+    def tracker(self) -> TurnTracker | None:
+        """The oldest turn in flight (the one errors are attributed to)."""
+        return self.active[0].tracker if self.active else None
+
+    def _phase(self) -> str:
+        return "turn" if self.active else "session"
+
+    # -- main ------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run the whole session; every failure is recorded, none escapes."""
+        sc = self.scenario
+        t_c0 = self._t_connect = trio.current_time()
+        if self.progress is not None:
+            self.progress.session_connecting()
+        try:
+            await self._run(sc, t_c0)
+        finally:
+            if self.progress is not None:
+                self.progress.session_finished(self.target.name, self.connect_ms is not None,
+                                               self.turns_ok + self.turns_failed,
+                                               sc.turns_per_session)
+
+    async def _run(self, sc: Scenario, t_c0: float) -> None:
+        try:
+            async with transport.open_connection(self.target, sc.connect_timeout_s) as ws:
+                self.connect_ms = (trio.current_time() - t_c0) * 1000.0
+                if self.progress is not None:
+                    self.progress.session_connected()
+                self.sink.recorder.record_ms(self.target.name, "connect_ms", self.connect_ms)
+                async with trio.open_nursery() as nursery:
+                    try:
+                        nursery.start_soon(self._reader, ws)
+                        await self._configure(ws)
+                        pacer = self.pacer
+                        if pacer is None:
+                            pacer = Pacer()
+                            nursery.start_soon(pacer.run)
+                        self._paced = pacer.add(lambda deadline: self._send_due(ws, deadline),
+                                                sc.chunk_ms / 1000.0, phase=spread_phase(self.idx))
+                        handed: _Turn | None = None
+                        for turn_idx in range(sc.turns_per_session):
+                            if self.stop_at is not None and trio.current_time() >= self.stop_at:
+                                break
+                            handed = await self._turn(turn_idx, handed)
+                    except SessionEnded:
+                        pass
+                    finally:
+                        if self._paced is not None:
+                            self._paced.stop()
+                    if self._ended is None:
+                        self._ended = "finished"  # our own close is not an error
+                    nursery.cancel_scope.cancel()
+        except transport.HandshakeFailed as exc:
+            kind = "http_status" if exc.status else (
+                "timeout" if exc.code == "connect_timeout" else "connect")
+            code = exc.code or (str(exc.status) if exc.status else None)
+            self._error("connect", kind, code, str(exc))
+
+    async def _configure(self, ws: WsClient) -> None:
+        sc = self.scenario
+        with trio.move_on_after(sc.connect_timeout_s):
+            await self._session_created.wait()
+        self._check_alive("session.created")
+        session = session_to_wire(sc.session, self.target.dialect)
+        text = self.conn.send(Event(EventType.SESSION_UPDATE, {"session": session}))
+        assert text is not None
+        try:
+            ws.send_text(text)
+        except ConnectionClosed as exc:
+            self._closed(exc.reason)
+            raise SessionEnded from None
+        with trio.move_on_after(sc.connect_timeout_s):
+            await self._session_updated.wait()
+        self._check_alive("session.updated")
+
+    def _check_alive(self, waited_for: str) -> None:
+        if self._ended is not None:
+            raise SessionEnded
+        if (waited_for == "session.created" and not self._session_created.is_set()) or (
+            waited_for == "session.updated" and not self._session_updated.is_set()
+        ):
+            self._error("session", "timeout", f"no_{waited_for.replace('.', '_')}",
+                        f"no {waited_for} within {self.scenario.connect_timeout_s:g} s")
+            raise SessionEnded
+
+    def begin_turn(self, turn_idx: int, interrupting: _Turn | None = None) -> _Turn:
+        """Start streaming the turn's utterance; ``interrupting``: the turn it barges into."""
+        sc = self.scenario
+        plan = self.plans[(self.idx + turn_idx) % len(self.plans)]
+        record = TurnRecord(
+            target=self.target.name, region=self.target.region, model=self.target.model,
+            session_idx=self.idx, session_id=self.conn.session_id, turn_idx=turn_idx,
+            utterance=plan.utterance.name, t_start_s=self.clock() - self.run_t0,
+            chunk_ms=sc.chunk_ms, speech_end_ms=plan.utterance.speech_end_ms,
+            connect_ms=self.connect_ms, session_created_ms=self.session_created_ms,
+            turn_mode=sc.turn_mode,
+        )
+        turn = _Turn(turn_idx, plan, TurnTracker(record, self._claimed))
+        turn.tracker.on_first_audio = turn.first_audio.set
+        marks: dict[int, list[Callable[[float], None]]] = {plan.eos_chunk: [turn.tracker.on_eos_sent]}
+        if interrupting is not None:
+            marks.setdefault(plan.speech_start_chunk, []).append(interrupting.tracker.on_barge_sent)
+        then: tuple[OutFrame, ...] = ()
+        if sc.turn_mode == "manual":
+            then = tuple(OutFrame(self._client_frame(t, {})) for t in (
+                EventType.INPUT_AUDIO_COMMIT, EventType.RESPONSE_CREATE))
+        self.source.start(plan, marks, then, turn.tracker.on_commit_sent if then else None)
+        self.active.append(turn)
+        self.turn_idx = turn_idx
+        return turn
+
+    def _client_frame(self, etype: str, data: dict[str, object]) -> str:
+        text = self.conn.send(Event(etype, data))
+        assert text is not None
+        return text
+
+    async def _turn(self, turn_idx: int, handed: _Turn | None) -> _Turn | None:
+        """Run one turn to its ``response.done``; return the next turn if it already began."""
+        sc = self.scenario
+        if self._ended is not None:
+            raise SessionEnded
+        turn = handed if handed is not None else self.begin_turn(turn_idx)
+        tracker = turn.tracker
+        barging: _Turn | None = None
+        with trio.move_on_after(sc.turn_timeout_s) as scope:
+            if (sc.barge_in_after_ms is not None and sc.turn_mode != "manual"
+                    and turn_idx + 1 < sc.turns_per_session):
+                await turn.first_audio.wait()
+                await trio.sleep(sc.barge_in_after_ms / 1000.0)
+                if not turn.done.is_set() and self._ended is None:
+                    barging = self.begin_turn(turn_idx + 1, interrupting=turn)
+            await turn.done.wait()
+            if tracker.record.truncate_audio_end_ms is not None:
+                with trio.move_on_after(TRUNCATE_CONFIRM_S):
+                    await turn.truncated.wait()  # conversation.item.truncated follows the cancel
+        rec = tracker.finalize(timed_out=scope.cancelled_caught and self._ended is None)
+        rec.send_lateness_max_ms = turn.lateness_ms
+        # Failed only because the connection went: the close is the error (recorded already).
+        cut_by_close = tracker.t_done is None and tracker.error is None
+        if rec.status == "error" and self._close_code is not None and cut_by_close:
+            rec.error_code = f"close_{self._close_code}"  # the connection went mid-turn
+        if rec.status == "timeout":
+            self._error("turn", "timeout", "turn_timeout",
+                        f"no response.done within {sc.turn_timeout_s:g} s")
+        elif rec.status == "error" and not (self._ended is not None and cut_by_close):
+            # An error event or failed response.done is recorded even when the close came in
+            # the same read (session_expired, then close 1001, in one TCP segment).
+            kind = "error_event" if tracker.t_done is None else "response_failed"
+            message = tracker.error.message if tracker.error else f"status {rec.response_status}"
+            self._error("turn", kind, rec.error_code, message)
+        self._record_turn(rec)
+        self.active.remove(turn)
+        if self._ended is not None:
+            raise SessionEnded
+        if barging is not None:
+            return barging  # the user is already speaking: no think time
+        # Keep the line open like a microphone: trailing silence after speech, then think time.
+        t_eos = tracker.t_eos if tracker.t_eos is not None else trio.current_time()
+        resume = max(trio.current_time() + sc.think_time_ms / 1000.0,
+                     t_eos + sc.trailing_silence_ms / 1000.0)
+        await trio.sleep_until(resume)
+        return None
+
+    def record(self, slot: int, intended_start_s: float, start_s: float) -> SessionRecord:
+        """This attempt as a sessions-table row (times relative to the run start)."""
+        return SessionRecord(
+            target=self.target.name, region=self.target.region, model=self.target.model,
+            session_idx=self.idx, slot=slot, attempt=self.attempt,
+            session_id=self.conn.session_id, intended_start_s=intended_start_s,
+            start_s=start_s, start_lag_ms=(start_s - intended_start_s) * 1000.0,
+            connect_ms=self.connect_ms, session_created_ms=self.session_created_ms,
+            turns_ok=self.turns_ok, turns_failed=self.turns_failed,
+            status="failed" if self.end_code is not None else "ok",
+            end_code=self.end_code, severity=self.end_severity,
+        )
+
+    def retryable_failure(self) -> bool:
+        """Failed retryably before completing any turn (connect, handshake, set-up)."""
+        return self.end_severity == RETRYABLE and self.turns_ok == 0
+
+    def _record_turn(self, rec: TurnRecord) -> None:
+        if rec.status == "ok":
+            self.turns_ok += 1
+        else:
+            self.turns_failed += 1
+        if rec.status == "ok":
+            rec_ms = self.sink.recorder.record_ms
+            metrics = (*BARGE_LATENCIES, "vad_ms", "ttfa_ms", "first_transcript_ms") if (
+                rec.barge_in) else TURN_LATENCIES
+            for metric in metrics:
+                rec_ms(self.target.name, metric, getattr(rec, metric))
+        self.sink.turn(rec)
+
+    # -- tasks -----------------------------------------------------------------------------
+
+    def _send_due(self, ws: WsClient, deadline: float) -> bool:
+        """Called by the pacer at each chunk deadline: send the chunk (and its control frames).
+
+        Lateness is measured at send completion against the chunk's absolute deadline; a
+        chunk sent more than a whole chunk late was bunched with its predecessor and is
+        counted as such. Returns False when the session wants no more ticks.
+        """
+        if self._ended is not None:
+            return False
+        chunk = self.source.next()
+        try:
+            ws.send_frame(chunk.frame, lambda t: self._chunk_sent(chunk, deadline, t))
+            last = len(chunk.then) - 1
+            for i, extra in enumerate(chunk.then):
+                ws.send_frame(extra, chunk.on_then_sent if i == last else None)
+        except ConnectionClosed as exc:
+            self._closed(exc.reason)
+            return False
+        return True
+
+    def _chunk_sent(self, chunk: Chunk, deadline: float, t_sent: float) -> None:
+        late_ms = (t_sent - deadline) * 1000.0
+        self._lateness.record_ms(late_ms)
+        if late_ms > self.scenario.chunk_ms:  # sent back to back with its predecessor: say so
+            self.sink.recorder.count(BUNCHED_CHUNKS)
+        for turn in self.active:
+            turn.lateness_ms = max(turn.lateness_ms, late_ms)
+        for mark in chunk.on_sent:
+            mark(t_sent)
+
+    async def _reader(self, ws: WsClient) -> None:
+        self._closed(await ws.receive_into(self.handle_frame))  # stamps before parsing
+
+    def handle_frame(self, frame: str | bytes, t: float) -> bool:
+        """Parse, check and act on one server message received at ``t``.
+
+        Returns False when the frame was not a usable event: a malformed one is recorded as a
+        protocol error, an unknown event type is counted (first of each type recorded as
+        benign). Never raises for anything a server can send.
+        """
+        try:
+            event = self.conn.receive(frame)
+            check_server_event(event)
+        except ProtocolViolation as exc:
+            self._error(self._phase(), "protocol", exc.kind, exc.detail)
+            return False
+        if not event.known:
+            seen = self.unknown_events.get(event.type, 0)
+            self.unknown_events[event.type] = seen + 1
+            if not seen:
+                self._error(self._phase(), "unknown_event", event.type[:100],
+                            "event type unknown to rtbench (kept, not used)", BENIGN)
+            return False
+        self._dispatch(event, t)
+        return True
+
+    def _dispatch(self, event: Event, t: float) -> None:
+        etype = event.type
+        if etype == EventType.SESSION_CREATED and not self._session_created.is_set():
+            self.session_created_ms = (t - self._t_connect) * 1000.0
+            self.sink.recorder.record_ms(self.target.name, "session_created_ms",
+                                         self.session_created_ms)
+            self._session_created.set()
+        elif etype == EventType.SESSION_UPDATED:
+            self._session_updated.set()
+        elif etype == EventType.ERROR and not self.active:
+            self._session_error(event)
+        elif etype == EventType.SPEECH_STARTED:
+            self._stop_playback(t)
+        for turn in self.active:
+            turn.tracker.on_event(event, t)
+            if turn.tracker.finished:
+                turn.done.set()
+            if turn.tracker.record.truncated:
+                turn.truncated.set()
+
+    def _stop_playback(self, t: float) -> None:
+        """The server heard our barge-in: stop 'playing' and tell it how much was heard."""
+        for turn in self.active:
+            tr = turn.tracker
+            if tr.t_barge is not None and not tr.finished and tr.item_id is not None and (
+                    tr.record.truncate_audio_end_ms is None):
+                played = tr.played_ms(t)
+                tr.record.truncate_audio_end_ms = played
+                self.source.control.append(OutFrame(self._client_frame(
+                    EventType.ITEM_TRUNCATE,
+                    {"item_id": tr.item_id, "content_index": 0, "audio_end_ms": played})))
+
+    def _session_error(self, event: Event) -> None:
+        """An ``error`` outside a turn: while configuring it ends the session (the seed case)."""
+        info = event.error_fields() or ErrorInfo("unknown", None, "")
+        hint = explain_session_error(info, self.target.dialect)
+        message = f"{hint} (server said: {info.message})" if hint else info.message
+        self._error("session", "error_event", info.code or info.type, message)
+        if not self._session_updated.is_set():
+            self._end("error during session set-up")
+
+    def _closed(self, reason: CloseReason) -> None:
+        if self._ended is not None:
+            return
+        code = str(reason.code)
+        self._close_code = code
+        message = reason.reason or reason.name
+        self._error(self._phase(), "close", code, f"connection closed: {message}")
+        self._end("closed")
+
+    def _end(self, why: str) -> None:
+        self._ended = why
+        self._session_created.set()
+        self._session_updated.set()
+        for turn in self.active:
+            turn.done.set()

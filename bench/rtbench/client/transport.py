@@ -1,0 +1,113 @@
+"""The WebSocket edge: open a connection to a target, turn handshake failures into one line.
+
+This module is the client's only way to a WebSocket (it uses :mod:`rtbench.ws.client`, the lean
+wsproto client; the simulator serves with :mod:`rtbench.ws.server`). Secrets in headers never leave it:
+errors carry the status and the server's message, not the request.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
+
+import orjson
+import trio
+
+from ..config.auth import AuthError
+from ..config.scenario import Target
+from ..ws import client as wsclient
+from ..ws.client import CloseReason, ConnectionClosed, WsClient
+
+#: Realtime events can be large (item retrieval with audio); do not cap below the 15 MiB append.
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+
+class HandshakeFailed(Exception):
+    """The server refused the WebSocket upgrade (HTTP status) or could not be reached."""
+
+    def __init__(self, status: int | None, code: str | None, message: str) -> None:
+        super().__init__(f"HTTP {status}: {message}" if status else message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def _describe_body(body: bytes | None) -> tuple[str | None, str]:
+    """The ``error.code`` and ``error.message`` of an OpenAI/Azure error body, if it has them."""
+    if not body:
+        return None, "(empty body)"
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None, body[:200].decode("utf-8", "replace")
+    err = doc.get("error") if isinstance(doc, dict) else None
+    if isinstance(err, dict):
+        code = err.get("code")
+        return (None if code is None else str(code)), str(err.get("message", ""))[:300]
+    return None, body[:200].decode("utf-8", "replace")
+
+
+@asynccontextmanager
+async def open_connection(
+    target: Target, timeout_s: float, ssl_context: ssl.SSLContext | None = None
+) -> AsyncIterator[WsClient]:
+    """Open the target's WebSocket; raise HandshakeFailed with the server's reason on refusal.
+
+    ``wss://`` uses TLS with the system's default context (``ssl_context`` replaces it, for
+    tests with a private CA). Only failures of the handshake itself are translated; errors
+    from the body pass through. Leaving the block closes the connection.
+    """
+    if urlsplit(target.url).scheme == "wss" and ssl_context is None:
+        ssl_context = ssl.create_default_context()
+    pairs = target.headers
+    if target.auth is not None:
+        try:
+            with trio.fail_after(timeout_s):  # a hung token endpoint counts as a connect timeout
+                pairs += await target.auth.headers()
+        except AuthError as exc:
+            raise HandshakeFailed(None, "auth_error", str(exc)) from None
+        except trio.TooSlowError:
+            raise HandshakeFailed(None, "auth_timeout",
+                                  f"no credentials within {timeout_s:g} s") from None
+    try:
+        with trio.fail_after(timeout_s):
+            ws = await wsclient.connect(target.url, headers=list(pairs), ssl_context=ssl_context,
+                                        max_message_bytes=MAX_MESSAGE_BYTES)
+    except wsclient.Rejected as exc:
+        code, message = _describe_body(exc.body)
+        raise HandshakeFailed(exc.status, code, message) from None
+    except trio.TooSlowError:
+        raise HandshakeFailed(None, "connect_timeout",
+                              f"no handshake within {timeout_s:g} s") from None
+    except wsclient.HandshakeError as exc:
+        raise HandshakeFailed(None, "handshake_error", str(exc)) from None
+    except OSError as exc:
+        raise HandshakeFailed(None, "connect_error", f"cannot connect to {_host(target.url)}: "
+                              f"{exc.strerror or exc}") from None
+    except trio.BrokenResourceError as exc:  # TLS refused (bad certificate, ...)
+        cause = exc.__cause__ or exc
+        raise HandshakeFailed(None, "tls_error", f"TLS with {_host(target.url)} failed: "
+                              f"{cause}") from None
+    try:
+        async with trio.open_nursery() as nursery:  # where a flush task runs if sends back up
+            ws.attach(nursery)
+            try:
+                yield ws
+            finally:
+                await ws.aclose()
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:  # the nursery wrapped what the caller's block raised
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
+
+
+def _host(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+
+
+__all__ = ["MAX_MESSAGE_BYTES", "CloseReason", "ConnectionClosed", "HandshakeFailed", "WsClient",
+           "open_connection"]

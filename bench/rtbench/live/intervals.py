@@ -1,0 +1,28 @@
+"""The interval-log watcher: writes ``intervals.hlog`` while the run goes (see
+``results.intervallog`` for the log itself)."""
+
+from __future__ import annotations
+
+import time
+
+import trio
+
+from ..results.intervallog import HLOG, INTERVAL_S, IntervalLog
+from ..results.store import RunStore
+from .progress import RunProgress
+from .watcher import Watcher
+
+
+def hlog_watcher(interval_s: float = INTERVAL_S) -> Watcher:
+    async def watch(store: RunStore, progress: RunProgress, scope: trio.CancelScope) -> None:
+        with open(store.dir / HLOG, "w", encoding="utf-8") as out:
+            log = IntervalLog(out, store.recorder, time.time())
+            t0 = trio.current_time()
+            try:
+                while True:
+                    await trio.sleep(interval_s)
+                    log.tick(trio.current_time() - t0)
+            finally:
+                log.tick(trio.current_time() - t0)   # the last, partial interval
+
+    return watch

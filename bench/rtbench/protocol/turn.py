@@ -1,0 +1,202 @@
+"""Timing of one turn from stamped events: pure, no sockets, no clock.
+
+The session hands every received event with the time it was stamped (before parsing) and the
+send time of the chunk holding the last speech sample (``T_eos``). The tracker attributes
+events to this turn's response (the first ``response.created`` after the turn began; deltas of
+any other response are ignored) and derives the latencies of protocol reference §7.2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..metrics.records import TurnRecord
+from . import ErrorInfo, Event, EventType
+from .audio import b64_audio_ms
+
+#: Error codes that are races the client can live with; they do not fail a turn (ref §5.2).
+BENIGN_ERROR_CODES = frozenset(
+    {
+        "conversation_already_has_active_response",
+        "response_cancel_not_active",
+        "input_audio_buffer_commit_empty",
+    }
+)
+
+
+class TurnTracker:
+    """Collects one turn's stamps; ``finished`` turns True at this response's ``response.done``.
+
+    ``claimed`` is shared by the trackers of one session: the response ids other turns own, so
+    a turn that starts while an earlier response is still draining (barge-in) never takes that
+    response's events for its own.
+    """
+
+    def __init__(self, record: TurnRecord, claimed: set[str] | None = None,
+                 on_first_audio: Callable[[], None] | None = None) -> None:
+        self.record = record
+        self.claimed = claimed if claimed is not None else set()
+        self.on_first_audio = on_first_audio
+        self.t_eos: float | None = None
+        self.t_anchor: float | None = None  # manual mode: commit sent; else = t_eos
+        self.t_barge: float | None = None   # barge-in: our next speech started being sent
+        self.t_last_audio: float | None = None
+        self.item_id: str | None = None     # the assistant item carrying this response's audio
+        self.residual_audio_ms = 0.0
+        self.t_speech_stopped: float | None = None
+        self.t_first_audio: float | None = None
+        self.t_first_transcript: float | None = None
+        self.t_done: float | None = None
+        self.finished = False
+        self.error: ErrorInfo | None = None
+
+    def on_eos_sent(self, t: float) -> None:
+        self.t_eos = t
+
+    def on_commit_sent(self, t: float) -> None:
+        """Manual turn mode: TTFA counts from the commit (ref §7.2), there is no VAD term."""
+        self.t_anchor = t
+
+    def on_barge_sent(self, t: float) -> None:
+        """The chunk holding the start of the user's next speech left at ``t``."""
+        if not self.finished:
+            self.t_barge = t
+            self.record.barge_in = True
+
+    def played_ms(self, t: float) -> int:
+        """Audio a real-time player would have played by ``t`` (never more than received)."""
+        if self.t_first_audio is None:
+            return 0
+        return int(min(self.record.output_audio_ms, (t - self.t_first_audio) * 1000.0))
+
+    def on_event(self, event: Event, t: float) -> None:
+        handler = _HANDLERS.get(event.type)
+        if handler is not None and (not self.finished or event.type == EventType.ITEM_TRUNCATED):
+            handler(self, event, t)
+
+    def _mine(self, event: Event) -> bool:
+        rid = self.record.response_id
+        return rid is not None and event.get("response_id") == rid
+
+    def _on_speech_stopped(self, event: Event, t: float) -> None:
+        if self.t_speech_stopped is None:
+            self.t_speech_stopped = t
+            end = event.get("audio_end_ms")
+            self.record.audio_end_ms = end if isinstance(end, int) else None
+
+    def _on_response_created(self, event: Event, t: float) -> None:
+        if self.record.response_id is None:
+            response = event.get("response")
+            rid = response.get("id") if isinstance(response, Mapping) else None
+            if isinstance(rid, str) and rid not in self.claimed:
+                self.record.response_id = rid
+                self.claimed.add(rid)
+
+    def _on_audio_delta(self, event: Event, t: float) -> None:
+        if not self._mine(event):
+            return
+        if self.t_first_audio is None:
+            self.t_first_audio = t
+            self.item_id = event.get("item_id")
+            if self.on_first_audio is not None:
+                self.on_first_audio()
+        self.t_last_audio = t
+        delta = event.get("delta")
+        if isinstance(delta, str):
+            ms = b64_audio_ms(delta)
+            self.record.output_audio_ms += ms
+            if self.t_barge is not None:
+                self.residual_audio_ms += ms
+
+    def _on_transcript_delta(self, event: Event, t: float) -> None:
+        if self._mine(event) and self.t_first_transcript is None:
+            self.t_first_transcript = t
+
+    def _on_response_done(self, event: Event, t: float) -> None:
+        response = event.get("response")
+        if not isinstance(response, Mapping):
+            return
+        rid = self.record.response_id
+        if rid is not None and response.get("id") != rid:
+            return
+        if rid is None and response.get("id") in self.claimed:
+            return  # another turn's response (a failed one may come without response.created)
+        self.t_done = t
+        self.record.response_id = response.get("id")
+        self.record.response_status = str(response.get("status"))
+        details = response.get("status_details")
+        if isinstance(details, Mapping):
+            self.record.status_reason = details.get("reason")
+            if details.get("error") is not None:
+                self.error = ErrorInfo.from_mapping(details.get("error"))
+        _copy_usage(self.record, response.get("usage"))
+        self.finished = True
+
+    def _on_error(self, event: Event, t: float) -> None:
+        info = event.error_fields()
+        if info is None or info.code in BENIGN_ERROR_CODES:
+            return
+        self.error = info
+        self.finished = True
+
+    def _on_truncated(self, event: Event, t: float) -> None:
+        if self.item_id is not None and event.get("item_id") == self.item_id:
+            self.record.truncated = True
+
+    def finalize(self, *, timed_out: bool) -> TurnRecord:
+        """Fill latencies relative to the anchor (T_eos, or the commit in manual mode)."""
+        rec = self.record
+        anchor = self.t_anchor if self.t_anchor is not None else self.t_eos
+        if anchor is not None:
+            if self.t_anchor is None:
+                rec.vad_ms = _ms(self.t_speech_stopped, anchor)
+            rec.ttfa_ms = _ms(self.t_first_audio, anchor)
+            rec.first_transcript_ms = _ms(self.t_first_transcript, anchor)
+            rec.response_done_ms = _ms(self.t_done, anchor)
+        if self.t_barge is not None:
+            rec.interrupt_ms = _ms(self.t_done, self.t_barge)
+            rec.audio_stop_ms = _ms(self.t_last_audio, self.t_barge)
+            rec.residual_audio_ms = self.residual_audio_ms
+        if timed_out:
+            rec.status = "timeout"
+            rec.error_code = "turn_timeout"
+        elif self.error is not None:
+            rec.status = "error"
+            rec.error_code = self.error.code or self.error.type
+        elif rec.barge_in and rec.response_status == "cancelled":
+            rec.status = "ok"  # interrupted on purpose: the cancellation is the expected end
+        elif rec.response_status != "completed":
+            rec.status = "error"
+            rec.error_code = f"response_{rec.response_status}"
+        else:
+            rec.status = "ok"
+        # Rows of failed turns keep their partial timings for diagnosis; only "ok" turns enter
+        # the latency histograms (the session decides that), so a timeout is never a latency.
+        return rec
+
+
+#: Server event type -> handler. On the class, not per tracker: a dict of bound methods on the
+#: tracker would be a reference cycle, left to the cyclic collector, which runs rarely during
+#: a run (gcpolicy.py).
+_HANDLERS: dict[str, Callable[[TurnTracker, Event, float], None]] = {
+    EventType.SPEECH_STOPPED: TurnTracker._on_speech_stopped,
+    EventType.RESPONSE_CREATED: TurnTracker._on_response_created,
+    EventType.AUDIO_DELTA: TurnTracker._on_audio_delta,
+    EventType.AUDIO_TRANSCRIPT_DELTA: TurnTracker._on_transcript_delta,
+    EventType.TEXT_DELTA: TurnTracker._on_transcript_delta,
+    EventType.RESPONSE_DONE: TurnTracker._on_response_done,
+    EventType.ERROR: TurnTracker._on_error,
+    EventType.ITEM_TRUNCATED: TurnTracker._on_truncated,
+}
+
+
+def _ms(t: float | None, t0: float) -> float | None:
+    return None if t is None else (t - t0) * 1000.0
+
+
+def _copy_usage(rec: TurnRecord, usage: Any) -> None:
+    if isinstance(usage, Mapping):
+        for key in ("input_tokens", "output_tokens", "total_tokens"):
+            value = usage.get(key)
+            setattr(rec, key, value if isinstance(value, int) else None)

@@ -1,0 +1,72 @@
+"""Rebuild a run that died without finishing (``kill -9``, power loss) from its journal.
+
+The journal (turns, errors, sessions; one JSON line each, flushed as they happen) is the
+source of truth; the tables, histograms and summary are derived from it. Turn and session
+latencies are re-recorded from the rows exactly (the rows hold the same values the histograms
+were fed); what only lived in memory (chunk send lateness, loop lag) is lost and the manifest
+says so.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ..metrics.recorder import BARGE_LATENCIES, SESSION_LATENCIES, TURN_LATENCIES, Recorder
+from .store import (
+    ERRORS_TABLE,
+    HISTOGRAMS,
+    MANIFEST,
+    SESSIONS_TABLE,
+    SUMMARY_CSV,
+    TURNS_TABLE,
+    load_manifest,
+    load_sessions,
+    load_tables,
+)
+from .summary import summarize
+
+#: Figures recorded only in memory during the run; a recovered run does not have them.
+LOST_ON_CRASH = ("send_lateness_ms", "loop_lag_ms", "bunched_chunks")
+
+
+def needs_recovery(run_dir: Path) -> bool:
+    """True for a run whose process died: its manifest still says ``running``."""
+    return load_manifest(run_dir).get("status") == "running"
+
+
+def recover(run_dir: Path) -> dict[str, Any]:
+    """Write tables, histograms and summary from the journal; mark the run ``recovered``."""
+    manifest = load_manifest(run_dir)
+    turns, errors = load_tables(run_dir)
+    sessions = load_sessions(run_dir)
+    recorder = Recorder()
+    ok = turns[turns["status"] == "ok"]
+    for rec in ok.to_dict("records"):
+        metrics = ((*BARGE_LATENCIES, "vad_ms", "ttfa_ms", "first_transcript_ms")
+                   if rec.get("barge_in") else TURN_LATENCIES)
+        for metric in metrics:
+            value = rec.get(metric)
+            if value is not None and value == value:  # skip None and NaN
+                recorder.record_ms(str(rec["target"]), metric, float(value))
+    for rec in sessions[sessions["status"] != "dropped"].to_dict("records"):
+        for metric in SESSION_LATENCIES:
+            value = rec.get(metric)
+            if value is not None and value == value:
+                recorder.record_ms(str(rec["target"]), metric, float(value))
+    turns.to_parquet(run_dir / TURNS_TABLE, index=False)
+    errors.to_parquet(run_dir / ERRORS_TABLE, index=False)
+    sessions.to_parquet(run_dir / SESSIONS_TABLE, index=False)
+    (run_dir / HISTOGRAMS).write_bytes(orjson.dumps(recorder.encoded()))
+    per_turn = int(manifest.get("scenario", {}).get("turns_per_session", 1))
+    summary = summarize(turns, errors, recorder, manifest.get("targets", []), per_turn, sessions)
+    summary.to_csv(run_dir / SUMMARY_CSV, index=False)
+    manifest.update(status="recovered", recovered_at=dt.datetime.now(dt.UTC).isoformat(),
+                    recovered={"turns": len(turns), "errors": len(errors),
+                               "sessions": len(sessions), "lost": list(LOST_ON_CRASH)})
+    (run_dir / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    return dict(manifest["recovered"])

@@ -1,0 +1,330 @@
+"""A lean client WebSocket connection: wsproto for the protocol, one trio task per connection.
+
+Why not trio-websocket on the client: it runs a background reader task per connection and
+hands every message over a memory channel to the task that asked for it, and every send is
+an ``await`` that frames and masks in pure Python. At hundreds of sessions per core those
+wakeups and copies are the cost. Here:
+
+* sends never block: pre-built :class:`~rtbench.ws.frame.OutFrame` bytes go straight to the
+  socket with a non-blocking write (plain TCP). Only if the kernel buffer is full — or on
+  TLS, whose records trio's ``SSLStream`` must encrypt — do they queue for a flush task
+  started on demand. ``on_sent(t)`` is told the send-completion time either way, so the
+  caller's timing means the same thing on both paths;
+* the caller's own task reads: :meth:`WsClient.receive_into` stamps ``trio.current_time()``
+  right after ``receive_some`` returns, before any parsing, and hands each complete message
+  with that stamp to a plain callback.
+
+Handshake refusals keep the server's status and body (:class:`Rejected`) so the transport can
+report the service's error code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import ssl
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import cast
+from urllib.parse import urlsplit
+
+import trio
+from wsproto import ConnectionType, WSConnection
+from wsproto.connection import ConnectionState
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Ping,
+    RejectConnection,
+    RejectData,
+    Request,
+    TextMessage,
+)
+from wsproto.frame_protocol import CloseReason as _Codes
+
+from .frame import MaskKeys, OutFrame
+
+#: Read up to this much per receive: several frames per wakeup under load. Python allocates the
+#: whole size for every read; 64 KiB stays below glibc's mmap threshold (128 KiB), and the
+#: client's RSS at 500 sessions fell from 170 to 150 MiB against 256 KiB. Shared by the
+#: simulator's server.
+RECEIVE_BYTES = 64 * 1024
+#: How long our close waits for the server's close frame before dropping the socket.
+CLOSE_WAIT_S = 1.0
+
+OnSent = Callable[[float], None]
+
+
+@dataclass(frozen=True, slots=True)
+class CloseReason:
+    """Why the connection ended: the close code, the peer's reason text, the code's name."""
+
+    code: int
+    reason: str | None = None
+
+    @property
+    def name(self) -> str:
+        try:
+            return _Codes(self.code).name
+        except ValueError:
+            return f"CLOSE_{self.code}"
+
+
+ABNORMAL = 1006
+
+
+class ConnectionClosed(Exception):
+    def __init__(self, reason: CloseReason) -> None:
+        super().__init__(f"{reason.code} {reason.name}: {reason.reason or ''}".rstrip(": "))
+        self.reason = reason
+
+
+class HandshakeError(Exception):
+    """The upgrade did not complete (bad response, connection lost mid-handshake)."""
+
+
+class Rejected(HandshakeError):
+    """The server answered the upgrade with an HTTP status instead of 101."""
+
+    def __init__(self, status: int, body: bytes) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+        self.body = body
+
+
+class WsClient:
+    """One open client WebSocket. Create with :func:`connect`; use inside its nursery."""
+
+    def __init__(self, stream: trio.abc.Stream, ws: WSConnection, fd: int | None,
+                 max_message_bytes: int, subprotocol: str | None) -> None:
+        self._stream = stream
+        self._ws = ws
+        self._fd = fd                      # plain TCP: write here directly; TLS: None
+        self._nursery: trio.Nursery | None = None
+        self._max = max_message_bytes
+        self._keys = MaskKeys()
+        self._backlog: deque[tuple[bytes, OnSent | None]] = deque()
+        self._flushing = False
+        self.subprotocol = subprotocol
+        self.closed: CloseReason | None = None
+        self._t_buffered = trio.current_time()
+        self._parts: list[str | bytes] = []   # a fragmented message so far
+        self._size = 0
+
+    def attach(self, nursery: trio.Nursery) -> None:
+        """Where to run the flush task when sends back up (must outlive the connection)."""
+        self._nursery = nursery
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def send_frame(self, frame: OutFrame, on_sent: OnSent | None = None) -> None:
+        """Mask and send one prepared text message now; ``on_sent(t)`` at send completion.
+
+        Never blocks. Raises ConnectionClosed if the connection is (or just became) closed.
+        """
+        self._send(frame.masked(self._keys.next()), on_sent)
+
+    def send_text(self, text: str, on_sent: OnSent | None = None) -> None:
+        self.send_frame(OutFrame(text), on_sent)
+
+    def _send(self, data: bytes, on_sent: OnSent | None) -> None:
+        if self.closed is not None:
+            raise ConnectionClosed(self.closed)
+        if not self._backlog and self._fd is not None:
+            try:
+                n = os.write(self._fd, data)
+            except BlockingIOError:
+                n = 0
+            except OSError as exc:
+                self._lost(f"send failed: {exc.strerror or exc}")
+                raise ConnectionClosed(self.closed or CloseReason(ABNORMAL)) from None
+            if n == len(data):
+                if on_sent is not None:
+                    on_sent(trio.current_time())
+                return
+            data = data[n:]
+        self._backlog.append((data, on_sent))
+        if not self._flushing:
+            if self._nursery is None:
+                raise RuntimeError("WsClient.attach(nursery) before sending")
+            self._flushing = True
+            self._nursery.start_soon(self._flush)
+
+    async def _flush(self) -> None:
+        """Drain the backlog in order (socket buffer full, or TLS)."""
+        try:
+            while self._backlog and self.closed is None:
+                data, on_sent = self._backlog[0]
+                await self._stream.send_all(data)
+                self._backlog.popleft()
+                if on_sent is not None:
+                    on_sent(trio.current_time())
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            self._lost(f"send failed: {exc}")
+        finally:
+            self._flushing = False
+
+    def _lost(self, why: str) -> None:
+        if self.closed is None:
+            self.closed = CloseReason(ABNORMAL, why)
+        self._backlog.clear()
+
+    # -- receiving ---------------------------------------------------------------------------
+
+    async def receive_into(self, handle: Callable[[str | bytes, float], object]) -> CloseReason:
+        """Read until the connection closes; ``handle(message, t)`` for every whole message.
+
+        ``t`` is taken right after the bytes completing the message were read, before they
+        are parsed. Returns the close reason (the peer's close frame, or 1006 when the TCP
+        connection ended without one).
+        """
+        ws = self._ws
+        t = self._t_buffered  # frames that arrived with the 101 response
+        while True:
+            self._dispatch(handle, t)
+            if self.closed is not None:
+                break
+            try:
+                data = await self._stream.receive_some(RECEIVE_BYTES)
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                self._lost(f"receive failed: {exc}")
+                break
+            t = trio.current_time()
+            if not data:
+                self._lost("TCP connection closed without a close frame")
+                break
+            ws.receive_data(_as_bytes(data))
+        assert self.closed is not None
+        return self.closed
+
+    def _dispatch(self, handle: Callable[[str | bytes, float], object], t: float) -> None:
+        """Hand every complete message parsed so far to ``handle``; answer pings and closes."""
+        ws = self._ws
+        for event in ws.events():
+            if isinstance(event, TextMessage | BytesMessage):
+                data = event.data if isinstance(event.data, str) else _as_bytes(event.data)
+                self._size += len(data)
+                if self._size > self._max:
+                    self._close_now(1009, f"message over {self._max} bytes")
+                    return
+                if not event.message_finished:
+                    self._parts.append(data)
+                    continue
+                message: str | bytes = data
+                if self._parts:
+                    self._parts.append(data)
+                    message = ("".join(cast(list[str], self._parts))
+                               if isinstance(message, str)
+                               else b"".join(cast(list[bytes], self._parts)))
+                    self._parts = []
+                self._size = 0
+                handle(message, t)
+                if self.closed is not None:
+                    return
+            elif isinstance(event, Ping):
+                self._send_raw(ws.send(event.response()))
+            elif isinstance(event, CloseConnection):
+                if ws.state is ConnectionState.REMOTE_CLOSING:
+                    self._send_raw(ws.send(event.response()))
+                self.closed = CloseReason(event.code, event.reason or None)
+                return
+
+    def _send_raw(self, data: bytes) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            self._send(data, None)
+
+    # -- closing -----------------------------------------------------------------------------
+
+    def _close_now(self, code: int, reason: str) -> None:
+        self._send_raw(self._ws.send(CloseConnection(code=code, reason=reason)))
+        self.closed = CloseReason(code, reason)
+
+    async def aclose(self, code: int = 1000) -> None:
+        """Send a close frame, give the server a moment to answer, drop the socket."""
+        try:
+            if self.closed is None and self._ws.state is ConnectionState.OPEN:
+                self._send_raw(self._ws.send(CloseConnection(code=code)))
+                self.closed = CloseReason(code)
+                with trio.move_on_after(CLOSE_WAIT_S) as scope:
+                    scope.shield = True
+                    while self._backlog:
+                        await trio.sleep(0.01)
+                    await self._await_close_reply()
+        finally:
+            await trio.aclose_forcefully(self._stream)
+
+    async def _await_close_reply(self) -> None:
+        while True:
+            try:
+                data = await self._stream.receive_some(RECEIVE_BYTES)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return
+            if not data:
+                return
+            self._ws.receive_data(_as_bytes(data))
+            if any(isinstance(e, CloseConnection) for e in self._ws.events()):
+                return
+
+
+def _as_bytes(data: bytes | bytearray) -> bytes:
+    return data if isinstance(data, bytes) else bytes(data)
+
+
+async def connect(url: str, *, headers: list[tuple[str, str]], ssl_context: ssl.SSLContext | None,
+                  max_message_bytes: int, subprotocols: tuple[str, ...] = ()) -> WsClient:
+    """TCP (+ TLS for wss://) and the upgrade; raises Rejected, HandshakeError or OSError.
+
+    The caller bounds the time (``trio.fail_after``) and then gives the client a nursery
+    (:meth:`WsClient.attach`) in which a flush task may run for the connection's lifetime.
+    """
+    parts = urlsplit(url)
+    secure = parts.scheme == "wss"
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise HandshakeError(f"not a WebSocket URL: {parts.scheme}://")
+    port = parts.port or (443 if secure else 80)
+    host = parts.hostname
+    tcp = await trio.open_tcp_stream(host, port)
+    stream: trio.abc.Stream = tcp
+    fd: int | None = tcp.socket.fileno()
+    try:
+        if secure:
+            stream = trio.SSLStream(tcp, ssl_context or ssl.create_default_context(),
+                                    server_hostname=host, https_compatible=True)
+            await stream.do_handshake()
+            fd = None
+        resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        host_header = host if parts.port is None else f"{host}:{parts.port}"
+        ws = WSConnection(ConnectionType.CLIENT)
+        await stream.send_all(ws.send(Request(
+            host=host_header, target=resource, subprotocols=list(subprotocols),
+            extra_headers=[(k.encode(), v.encode()) for k, v in headers])))
+        status: int | None = None
+        body = bytearray()
+        while True:
+            data = await stream.receive_some(RECEIVE_BYTES)
+            t = trio.current_time()
+            if not data:
+                if status is not None:
+                    raise Rejected(status, bytes(body))
+                raise HandshakeError("connection closed during the handshake")
+            ws.receive_data(_as_bytes(data))
+            for event in ws.events():
+                if isinstance(event, AcceptConnection):
+                    client = WsClient(stream, ws, fd, max_message_bytes, event.subprotocol)
+                    client._t_buffered = t
+                    # Frames that came with the 101 stay buffered in ``ws`` for the reader.
+                    return client
+                if isinstance(event, RejectConnection):
+                    status = event.status_code
+                    if not event.has_body:
+                        raise Rejected(status, b"")
+                elif isinstance(event, RejectData):
+                    body += event.data
+                    if event.body_finished:
+                        assert status is not None
+                        raise Rejected(status, bytes(body))
+    except BaseException:
+        await trio.aclose_forcefully(stream)
+        raise

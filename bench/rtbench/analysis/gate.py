@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import re
-import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any, NoReturn
 
 import pandas as pd
 
+from ..config.files import read_toml
 from ..config.scenario import ConfigError
 from ..metrics.recorder import ALL_METRICS, GENERATOR, LOOP_LAG, Recorder, new_histogram
 from ..metrics.tallies import Tally, TargetInfo
@@ -39,7 +39,6 @@ RATES = ("error_rate", "session_error_rate")
 COUNTS = ("turns", "turns_ok", "turns_failed", "errors", "sessions_with_errors")
 TARGET_KEYS = ("region", "model", "target")
 ERROR_KEYS = ("code", "phase", "kind")
-OPS = ("<=", ">=", "==", "<", ">")
 _OP_RE = re.compile(r"<=|>=|==|<|>")
 _NAME_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\.(.+?))?\s*(?:\{(.*)\})?$")
 _STAT_RE = re.compile(r"^p\(?(\d+(?:\.\d+)?)\)?$")
@@ -173,12 +172,7 @@ def parse_budgets(texts: Iterable[str]) -> list[Budget]:
 
 def load_budget_file(path: Path) -> list[str]:
     """Budget strings from ``[budgets] checks = [...]`` in a TOML file (a scenario or its own)."""
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"budgets file not found: {path}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    doc = read_toml(path, "budgets", ConfigError)
     table = doc.get("budgets", {})
     if not isinstance(table, Mapping):
         raise ConfigError(f"{path}: budgets must be a table with checks = [...]")

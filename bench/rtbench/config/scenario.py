@@ -6,7 +6,6 @@ wrong, raised before any session starts.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from ..protocol import Dialect, SessionConfig, TurnDetection
 from ..protocol.audio import FRAME_MS
 from ..protocol.session_config import DEFAULT_INSTRUCTIONS, TURN_DETECTION_TYPES
 from .auth import HeaderSource
+from .files import read_toml
 
 
 class ConfigError(Exception):
@@ -138,20 +138,10 @@ def _session_from_table(table: Mapping[str, Any], src: str) -> SessionConfig:
     )
 
 
-def read_toml(path: Path, what: str) -> dict[str, Any]:
-    """A TOML file as a dict; a missing file or bad TOML is a one-line ConfigError."""
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{what} file not found: {path}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
-
-
 def load_scenario(path: Path) -> Scenario:
     """Read and validate a scenario TOML file (``[scenario]`` and ``[session]`` tables)."""
     src = str(path)
-    doc = read_toml(path, "scenario")
+    doc = read_toml(path, "scenario", ConfigError)
     _check_keys(doc, {"scenario", "session", "budgets"}, "the top level", src)
     sc = doc.get("scenario", {})
     _check_keys(sc, _SCENARIO_KEYS, "[scenario]", src)

@@ -30,7 +30,8 @@ from urllib.parse import quote, urlsplit
 from ..protocol import Dialect
 from .auth import DEFAULT_ENTRA_SCOPE, ApiKey, AuthError, EntraToken, HeaderSource, TokenCredential
 from .auth import default_azure_credential as _default_credential
-from .scenario import ConfigError, Target, read_toml
+from .files import read_toml
+from .scenario import ConfigError, Target
 
 PROVIDERS = ("openai", "azure")
 PROTOCOLS = ("ga", "preview")
@@ -260,7 +261,7 @@ def spec_from_table(table: Mapping[str, Any], where: str) -> TargetSpec:
 def load_targets(path: Path, only: Sequence[str] = ()) -> list[TargetSpec]:
     """Read ``[[target]]`` tables from a TOML file; ``only`` keeps the named ones, in file order."""
     src = str(path)
-    doc = read_toml(path, "targets")
+    doc = read_toml(path, "targets", ConfigError)
     extra = sorted(set(doc) - {"target"})
     if extra:
         raise ConfigError(f"{src}: unknown key {extra[0]!r} at the top level (expected [[target]])")

@@ -14,15 +14,7 @@ from typing import Any
 from ..metrics.records import TurnRecord
 from . import ErrorInfo, Event, EventType
 from .audio import b64_audio_ms
-
-#: Error codes that are races the client can live with; they do not fail a turn (ref §5.2).
-BENIGN_ERROR_CODES = frozenset(
-    {
-        "conversation_already_has_active_response",
-        "response_cancel_not_active",
-        "input_audio_buffer_commit_empty",
-    }
-)
+from .taxonomy import BENIGN_CODES
 
 
 class TurnTracker:
@@ -135,7 +127,7 @@ class TurnTracker:
 
     def _on_error(self, event: Event, t: float) -> None:
         info = event.error_fields()
-        if info is None or info.code in BENIGN_ERROR_CODES:
+        if info is None or info.code in BENIGN_CODES:
             return
         self.error = info
         self.finished = True

@@ -13,8 +13,6 @@ import pandas as pd
 
 from ..metrics.recorder import ALL_METRICS, Recorder, new_histogram, percentiles_ms
 
-GROUP = ("region", "model")
-
 
 def summarize(
     turns: pd.DataFrame,

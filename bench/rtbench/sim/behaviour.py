@@ -66,8 +66,6 @@ class _Response:
     id: str
     item_id: str
     input_item_id: str | None
-    audio_ms_sent: float = 0.0
-    transcript_sent: str = ""
     deltas_planned: int = 0
 
 
@@ -543,9 +541,6 @@ class SimSession:
             self.fail_response(now, marker.error)
         else:
             self._finish(now, "completed", None, float(self.profile.response_audio_ms))
-
-    def output_audio_ms_total(self) -> float:
-        return sum(self._item_audio_ms.values())
 
 
 #: Client event type -> handler. On the class, not per session: a dict of bound methods on the

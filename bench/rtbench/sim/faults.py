@@ -15,12 +15,13 @@ entry; the :class:`Injector` only reads the tables. Nothing here touches a socke
 from __future__ import annotations
 
 import random
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+
+from ..config.files import read_toml
 
 
 class FaultPlanError(ValueError):
@@ -171,14 +172,8 @@ def plan_from_document(doc: Mapping[str, Any], src: str) -> FaultPlan:
 
 
 def load_document(path: Path) -> dict[str, Any]:
-    """A TOML file as a dict; FaultPlanError with one line if it is missing or broken."""
-    try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except FileNotFoundError:
-        raise FaultPlanError(f"{path}: file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise FaultPlanError(f"{path}: {exc}") from None
+    """A TOML file as a dict; FaultPlanError with one line if it cannot be read."""
+    return read_toml(path, "fault plan", FaultPlanError)
 
 
 def load_plan(path: Path) -> FaultPlan:

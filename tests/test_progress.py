@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import json
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -127,3 +129,24 @@ def test_abort_on_fail_stops_a_run_whose_budget_is_broken(tmp_path: Path, run_si
 def test_abort_on_fail_needs_a_budget(tmp_path: Path) -> None:
     proc = rtbench("--sessions", "1", "--results", str(tmp_path), "--abort-on-fail")
     assert proc.returncode == 2 and "needs at least one budget" in proc.stderr
+
+
+def test_interval_log_ticks_leave_no_reference_cycles() -> None:
+    """A soak ticks the log for hours: each tick must be freed by reference counting alone."""
+    rec = Recorder()
+    log = IntervalLog(io.StringIO(), rec, start_epoch_s=1_700_000_000.0)
+    rec.record_ms("t", "ttfa_ms", 1.0)
+    log.tick(1.0)                         # first tick builds the per-series state
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        for second in range(2, 52):
+            rec.record_ms("t", "ttfa_ms", float(second))
+            rec.record_ms("t", "vad_ms", float(second))
+            assert log.tick(float(second)) == 2
+        gc.collect()
+        kinds = Counter(type(o).__module__ for o in gc.garbage)
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert not {k: n for k, n in kinds.items() if k.startswith(("hdrh", "rtbench"))}

@@ -40,6 +40,10 @@ class IntervalLog:
         self.recorder = recorder
         self.writer = HistogramLogWriter(out)
         self._prev: dict[tuple[str, str], npt.NDArray[np.uint64]] = {}
+        # One interval histogram per series, reused every tick: an HdrHistogram and its encoder
+        # point at each other, so a fresh one per interval was a reference cycle per series per
+        # tick, freed only by the scheduled full collection (RSS grew ~0.4 MB/s in a soak).
+        self._interval: dict[tuple[str, str], HdrHistogram] = {}
         self._last_s = 0.0
         started = dt.datetime.fromtimestamp(start_epoch_s, dt.UTC).isoformat()
         self.writer.output_comment("[Logged with rtbench]")
@@ -59,7 +63,9 @@ class IntervalLog:
             if len(nonzero) == 0:
                 continue
             self._prev[(target, metric)] = cur.copy()
-            interval = new_histogram()
+            interval = self._interval.get((target, metric))
+            if interval is None:
+                interval = self._interval[(target, metric)] = new_histogram()
             _counts(interval)[:] = delta
             interval.set_internal_tacking_values(int(nonzero[0]), int(nonzero[-1]),
                                                  int(delta.sum()))

@@ -35,6 +35,8 @@ TURNS_TABLE = "turns.parquet"
 ERRORS_TABLE = "errors.parquet"
 HISTOGRAMS = "histograms.json"
 SUMMARY_CSV = "summary.csv"
+#: Where each worker process (``--workers``, ``--ray``) keeps its own run directory and journal.
+SHARDS_DIR = "workers"
 
 
 class ResultsError(Exception):

@@ -28,7 +28,7 @@ from ..client.engine import RunPlan
 from ..client.workload import ChunkPlan
 from ..config.scenario import ConfigError
 from ..orchestrate.execute import Runner
-from ..results.store import RunStore
+from ..results.store import SHARDS_DIR, RunStore
 from .merge import ShardResult
 from .shardrun import ShardReport, ShardSpec, shard_dir_name
 
@@ -161,7 +161,6 @@ class ProcessPool:
 
 
 #: Sub-directory of the run that holds one directory per shard.
-WORKERS_DIR = "workers"
 #: Workers are already imported and waiting when the start is picked: a short lead suffices.
 LOCAL_LEAD_S = 0.25
 READY_TIMEOUT_S = 120.0
@@ -173,7 +172,7 @@ def local_runner(count: int) -> Runner:
     from .driver import drive
 
     def run(plan: RunPlan, plans: list[ChunkPlan], store: RunStore, stopped_by: list[str]) -> None:
-        drive(ProcessPool(store.dir / WORKERS_DIR), count, plan, plans, store, stopped_by,
+        drive(ProcessPool(store.dir / SHARDS_DIR), count, plan, plans, store, stopped_by,
               lead_s=LOCAL_LEAD_S, ready_timeout_s=READY_TIMEOUT_S, progress_s=PROGRESS_S)
 
     return run

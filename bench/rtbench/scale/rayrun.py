@@ -25,8 +25,8 @@ from ..client.engine import RunPlan
 from ..client.workload import ChunkPlan
 from ..config.scenario import ConfigError
 from ..orchestrate.execute import Runner
-from ..results.store import RunStore
-from .local import PROGRESS_S, WORKERS_DIR
+from ..results.store import SHARDS_DIR, RunStore
+from .local import PROGRESS_S
 from .merge import JOURNALS, ShardResult
 from .shardrun import ShardReport, ShardRun, ShardSpec, shard_dir_name
 
@@ -174,7 +174,7 @@ def ray_runner(address: str, count: int | None, progress_s: float = PROGRESS_S) 
         try:
             n = count or max(1, int(ray.cluster_resources().get("CPU", 1)))
             n = min(n, plan.model.sessions)
-            drive(RayPool(ray, store.dir / WORKERS_DIR), n, plan, plans, store, stopped_by,
+            drive(RayPool(ray, store.dir / SHARDS_DIR), n, plan, plans, store, stopped_by,
                   lead_s=RAY_LEAD_S, ready_timeout_s=READY_TIMEOUT_S, progress_s=progress_s)
         finally:
             if started:

@@ -37,6 +37,10 @@ class HeaderSource(Protocol):
         """Where the credential comes from, for the manifest (never the secret)."""
         ...
 
+    def secrets(self) -> tuple[str, ...]:
+        """Every credential value handed out so far, for the redactor (config/secrets.py)."""
+        ...
+
 
 class ApiKey:
     """A static key sent as ``api-key: <key>`` (Azure) or ``Authorization: Bearer <key>``."""
@@ -54,6 +58,9 @@ class ApiKey:
 
     def describe(self) -> str:
         return f"{self.header} header, key from ${self.source}"
+
+    def secrets(self) -> tuple[str, ...]:
+        return (self._value,)
 
     def __repr__(self) -> str:
         return f"ApiKey(header={self.header!r}, source={self.source!r})"
@@ -77,6 +84,7 @@ class EntraToken:
         self.margin_s = margin_s
         self._clock = clock
         self._token: str | None = None
+        self._issued: list[str] = []     # every token fetched: a row may quote an old one
         self._expires_on = 0.0
         self._lock: trio.Lock | None = None
         self.fetches = 0
@@ -100,12 +108,16 @@ class EntraToken:
                     raise AuthError(f"cannot get a Microsoft Entra token for {self.scope}: "
                                     f"{type(exc).__name__}: {first}") from None
                 self._token, self._expires_on = str(got.token), float(got.expires_on)
+                self._issued.append(self._token)
                 self.fetches += 1
             assert self._token is not None
             return self._token
 
     def describe(self) -> str:
         return f"Microsoft Entra ID token, scope {self.scope}"
+
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(self._issued)
 
     def __repr__(self) -> str:
         return f"EntraToken(scope={self.scope!r})"

@@ -28,6 +28,7 @@ import trio
 from ..client.engine import Monitor, RunPlan, run_sessions
 from ..client.workload import ChunkPlan, load_utterance, plan_chunks
 from ..config.scenario import Scenario, Target
+from ..config.secrets import Redactor
 from ..live.progress import ProgressSink, RunProgress
 from ..live.watcher import Watcher
 from ..metrics import saturation
@@ -122,9 +123,10 @@ def execute(plan: RunPlan, results_root: Path, run_id: str | None = None,
                   else load_utterance(sc.audio_dir / name) for name in sc.utterances]
     plans = [plan_chunks(u, sc.chunk_ms) for u in utterances]
     per_target = plan.sessions_per_target()
+    redactor = Redactor(plan.targets)
     manifest = {
         "started_at": dt.datetime.now(dt.UTC).isoformat(),
-        "command": sys.argv[1:],
+        "command": redactor.argv(sys.argv[1:]),
         "sessions": plan.sessions,
         "load_model": plan.model.describe(),
         "scenario": _scenario_manifest(sc),
@@ -134,7 +136,7 @@ def execute(plan: RunPlan, results_root: Path, run_id: str | None = None,
         "versions": _versions(),
         **(extra_manifest or {}),
     }
-    store = RunStore(results_root, run_id or new_run_id(), manifest)
+    store = RunStore(results_root, run_id or new_run_id(), manifest, redactor)
     stopped_by: list[str] = []
     progress = RunProgress()
     monitors = [functools.partial(w, store, progress) for w in watchers]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -50,8 +51,12 @@ def _dump(obj: Any) -> bytes:
 class RunStore:
     """Writes one run's directory; also the :class:`~rtbench.client.session.Sink` sessions report to."""
 
-    def __init__(self, root: Path, run_id: str, manifest: dict[str, Any]) -> None:
+    def __init__(self, root: Path, run_id: str, manifest: dict[str, Any],
+                 redact: Callable[[str], str] | None = None) -> None:
+        """``redact`` masks the run's secrets in every error row before it is written (a server
+        may quote the credential it refused: see config/secrets.py)."""
         self.dir = root / run_id
+        self._redact = redact
         try:
             self.dir.mkdir(parents=True, exist_ok=False)
             self._turns: IO[bytes] = open(self.dir / TURNS_JOURNAL, "ab")  # noqa: SIM115
@@ -82,6 +87,10 @@ class RunStore:
         self.turn_count += 1
 
     def error(self, record: ErrorRecord) -> None:
+        if self._redact is not None:
+            record.message = self._redact(record.message)
+            if record.code is not None:
+                record.code = self._redact(record.code)
         self._errors.write(orjson.dumps(record.as_dict()) + b"\n")
         self._errors.flush()
         self.error_count += 1

@@ -23,6 +23,7 @@ import trio
 
 from ..client.engine import RunPlan, run_sessions
 from ..client.workload import ChunkPlan
+from ..config.secrets import Redactor
 from ..results.store import RunStore
 from . import syncstart
 
@@ -94,7 +95,7 @@ class ShardRun:
         report = ShardReport(shard.index, "running", socket.gethostname(), os.getpid())
         self.store = store = RunStore(self.out_root, shard_dir_name(shard.index), {
             "shard": shard.index, "shards": shard.count, "host": report.host, "pid": report.pid,
-            "started_at": dt.datetime.now(dt.UTC).isoformat()})
+            "started_at": dt.datetime.now(dt.UTC).isoformat()}, Redactor(self.spec.plan.targets))
         skew: list[float] = []
         try:
             trio.run(self._main, start_wall, signals, skew)

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 
 from rtbench.client.engine import assign_targets
-from rtbench.metrics.records import ERROR_COLUMNS, TURN_COLUMNS
 from rtbench.protocol import Dialect, ErrorInfo
 from rtbench.protocol.diagnose import GA_HINT, PREVIEW_HINT, explain_session_error
 from rtbench.results.diagnosis import unanimous_failures
+from rtbench.results.schema import ERRORS, TURNS
 
 
 def test_explain_dialect_mismatch_both_ways() -> None:
@@ -28,7 +28,7 @@ def test_explain_dialect_mismatch_both_ways() -> None:
 
 def _errors(rows: list[dict]) -> pd.DataFrame:
     base = {"region": "r", "model": "m", "session_id": None, "turn_idx": None, "t_s": 0.0}
-    return pd.DataFrame([{**base, **r} for r in rows], columns=list(ERROR_COLUMNS))
+    return pd.DataFrame([{**base, **r} for r in rows], columns=list(ERRORS.names))
 
 
 def test_unanimous_handshake_refusal_gives_one_line_per_target() -> None:
@@ -36,7 +36,7 @@ def test_unanimous_handshake_refusal_gives_one_line_per_target() -> None:
                "message": "HTTP 401: Access denied due to invalid subscription key."}
     errors = _errors([{"target": "a", "session_idx": i, **refused} for i in (0, 2)]
                      + [{"target": "b", "session_idx": 1, **refused}])
-    turns = pd.DataFrame(columns=list(TURN_COLUMNS))
+    turns = pd.DataFrame(columns=list(TURNS.names))
     targets = [{"name": "a", "sessions": 2}, {"name": "b", "sessions": 2}]
     assert unanimous_failures(turns, errors, targets) == [
         "target a: every handshake refused with HTTP 401: Access denied due to invalid "
@@ -47,7 +47,7 @@ def test_mixed_or_partial_failures_give_no_line() -> None:
     e = {"phase": "connect", "kind": "http_status", "code": "429"}
     errors = _errors([{"target": "a", "session_idx": 0, "message": "HTTP 429: slow down", **e},
                       {"target": "a", "session_idx": 1, "message": "HTTP 401: no", **e}])
-    turns = pd.DataFrame(columns=list(TURN_COLUMNS))
+    turns = pd.DataFrame(columns=list(TURNS.names))
     assert unanimous_failures(turns, errors, [{"name": "a", "sessions": 2}]) == []
     conn = {"phase": "connect", "kind": "connect", "code": "connect_error",
             "message": "cannot connect to h:1: Connection refused"}

@@ -7,7 +7,7 @@ entered as a latency).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 
@@ -99,7 +99,3 @@ class SessionRecord:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-
-TURN_COLUMNS = tuple(f.name for f in fields(TurnRecord))
-ERROR_COLUMNS = tuple(f.name for f in fields(ErrorRecord))
-SESSION_COLUMNS = tuple(f.name for f in fields(SessionRecord))

@@ -22,18 +22,16 @@ import orjson
 from ..metrics.recorder import BARGE_LATENCIES, SESSION_LATENCIES, TURN_LATENCIES, Recorder
 from .store import (
     ERRORS_JOURNAL,
-    ERRORS_TABLE,
     HISTOGRAMS,
     MANIFEST,
     SESSIONS_JOURNAL,
-    SESSIONS_TABLE,
     SHARDS_DIR,
     SUMMARY_CSV,
     TURNS_JOURNAL,
-    TURNS_TABLE,
     load_manifest,
     load_sessions,
     load_tables,
+    write_tables,
 )
 from .summary import summarize
 
@@ -87,9 +85,7 @@ def recover(run_dir: Path) -> dict[str, Any]:
             value = rec.get(metric)
             if value is not None and value == value:
                 recorder.record_ms(str(rec["target"]), metric, float(value))
-    turns.to_parquet(run_dir / TURNS_TABLE, index=False)
-    errors.to_parquet(run_dir / ERRORS_TABLE, index=False)
-    sessions.to_parquet(run_dir / SESSIONS_TABLE, index=False)
+    write_tables(run_dir, turns, errors, sessions)
     (run_dir / HISTOGRAMS).write_bytes(orjson.dumps(recorder.encoded()))
     per_turn = int(manifest.get("scenario", {}).get("turns_per_session", 1))
     summary = summarize(turns, errors, recorder, manifest.get("targets", []), per_turn, sessions)

@@ -18,14 +18,8 @@ import orjson
 import pandas as pd
 
 from ..metrics.recorder import Recorder
-from ..metrics.records import (
-    ERROR_COLUMNS,
-    SESSION_COLUMNS,
-    TURN_COLUMNS,
-    ErrorRecord,
-    SessionRecord,
-    TurnRecord,
-)
+from ..metrics.records import ErrorRecord, SessionRecord, TurnRecord
+from .schema import ERRORS, SESSIONS, TURNS, TableSchema, bad_field_note
 
 MANIFEST = "manifest.json"
 TURNS_JOURNAL = "turns.jsonl"
@@ -82,22 +76,35 @@ class RunStore:
         self._write_manifest()
 
     def turn(self, record: TurnRecord) -> None:
-        self._turns.write(orjson.dumps(record.as_dict()) + b"\n")
+        row = record.as_dict()
+        bad = TURNS.clean(row)
+        self._turns.write(orjson.dumps(row) + b"\n")
         self._turns.flush()
         self.turn_count += 1
+        self._note_bad(row, bad)
 
     def error(self, record: ErrorRecord) -> None:
+        row = record.as_dict()
+        bad = ERRORS.clean(row)
         if self._redact is not None:
-            record.message = self._redact(record.message)
-            if record.code is not None:
-                record.code = self._redact(record.code)
-        self._errors.write(orjson.dumps(record.as_dict()) + b"\n")
+            row["message"] = self._redact(row["message"])
+            if row["code"] is not None:
+                row["code"] = self._redact(row["code"])
+        self._errors.write(orjson.dumps(row) + b"\n")
         self._errors.flush()
         self.error_count += 1
+        self._note_bad(row, bad)
 
     def session(self, record: SessionRecord) -> None:
-        self._sessions.write(orjson.dumps(record.as_dict()) + b"\n")
+        row = record.as_dict()
+        bad = SESSIONS.clean(row)
+        self._sessions.write(orjson.dumps(row) + b"\n")
         self._sessions.flush()
+        self._note_bad(row, bad)
+
+    def _note_bad(self, row: dict[str, Any], bad: list[tuple[str, Any]]) -> None:
+        for column, value in bad:
+            self.error(bad_field_note(row, column, value))
 
     def finalize(self, status: str, **extra: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Close journals, write tables, histograms and manifest; return (turns, errors)."""
@@ -105,16 +112,24 @@ class RunStore:
         self._errors.close()
         self._sessions.close()
         turns, errors = load_tables(self.dir)
-        load_sessions(self.dir).to_parquet(self.dir / SESSIONS_TABLE, index=False)
-        turns.to_parquet(self.dir / TURNS_TABLE, index=False)
-        errors.to_parquet(self.dir / ERRORS_TABLE, index=False)
+        write_tables(self.dir, turns, errors, load_sessions(self.dir))
         (self.dir / HISTOGRAMS).write_bytes(_dump(self.recorder.encoded()))
         self.manifest.update(extra, status=status)
         self._write_manifest()
         return turns, errors
 
 
-def _read_journal(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
+def write_tables(run_dir: Path, turns: pd.DataFrame, errors: pd.DataFrame,
+                 sessions: pd.DataFrame) -> None:
+    """The three parquet tables, each with its declared schema (results/schema.py)."""
+    TURNS.write_parquet(turns, run_dir / TURNS_TABLE)
+    ERRORS.write_parquet(errors, run_dir / ERRORS_TABLE)
+    SESSIONS.write_parquet(sessions, run_dir / SESSIONS_TABLE)
+
+
+def _read_journal(path: Path, table: TableSchema) -> pd.DataFrame:
+    """A journal's rows, each checked against the table's schema (the journal may come from a
+    shard, an older rtbench or a crash)."""
     rows = []
     if path.exists():
         with open(path, "rb") as fh:
@@ -123,18 +138,18 @@ def _read_journal(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
                     rows.append(orjson.loads(line))
                 except orjson.JSONDecodeError:
                     break  # a line cut by a crash: everything before it is intact
-    return pd.DataFrame(rows, columns=list(columns))
+    return table.frame(rows)
 
 
 def load_tables(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(turns, errors) of a run, from the journal (which survives a crash)."""
-    return (_read_journal(run_dir / TURNS_JOURNAL, TURN_COLUMNS),
-            _read_journal(run_dir / ERRORS_JOURNAL, ERROR_COLUMNS))
+    return (_read_journal(run_dir / TURNS_JOURNAL, TURNS),
+            _read_journal(run_dir / ERRORS_JOURNAL, ERRORS))
 
 
 def load_sessions(run_dir: Path) -> pd.DataFrame:
     """One row per session attempt (and per dropped arrival), from the journal."""
-    return _read_journal(run_dir / SESSIONS_JOURNAL, SESSION_COLUMNS)
+    return _read_journal(run_dir / SESSIONS_JOURNAL, SESSIONS)
 
 
 def load_manifest(run_dir: Path) -> dict[str, Any]:

@@ -74,10 +74,11 @@ def test_sigterm_stops_within_2s_and_keeps_completed_turns(tmp_path: Path) -> No
     proc, journal = start_long_run(tmp_path, "sig", 4, subprocess.PIPE)
     t0 = time.monotonic()
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=30)
+    out, err = proc.communicate(timeout=30)
     stopped_in = time.monotonic() - t0
     assert stopped_in < 2.0, (stopped_in, err)
     assert "SIGTERM received" in err
+    assert proc.returncode == 5 and "run status: partial (SIGTERM)" in out
     manifest = json.loads((tmp_path / "sig" / "manifest.json").read_text())
     assert manifest["status"] == "partial" and manifest["stopped_by"] == "SIGTERM"
     journaled = len(journal.read_text().splitlines())

@@ -16,7 +16,7 @@ import orjson
 import pandas as pd
 
 from ..config.scenario import ConfigError
-from ..process.exitcodes import EXIT_GATE_FAILED, EXIT_NOTHING_MEASURED, EXIT_OK
+from ..process.exitcodes import EXIT_GATE_FAILED, EXIT_INCOMPLETE, EXIT_NOTHING_MEASURED, EXIT_OK
 from ..results.store import SUMMARY_CSV, load_manifest, load_recorder, load_tables
 from . import baseline as baseline_mod
 from .gate import Budget, RunData, Verdict, evaluate
@@ -45,6 +45,7 @@ class GateConfig:
     baseline_metrics: tuple[str, ...] | None = None   # None: ttfa_ms + budgeted latencies
     resamples: int = 1000
     seed: int = 0
+    allow_partial: bool = False     # pass a run whose status is not "complete" (exit 0, not 5)
 
     def compared_metrics(self) -> tuple[str, ...]:
         if self.baseline_metrics is not None:
@@ -72,16 +73,28 @@ class GateResult:
     measured: int                         # turns that completed ok
     verdicts: list[Verdict] = field(default_factory=list)
     aborted: dict[str, Any] | None = None
+    allow_partial: bool = False
+    reason: str | None = None            # why a run is not complete (manifest stopped_by)
 
     @property
     def passed(self) -> bool:
         return all(v.passed for v in self.verdicts)
 
     @property
+    def complete(self) -> bool:
+        return self.status == "complete"
+
+    @property
     def exit_code(self) -> int:
+        """4 for a broken budget (and for an --abort-on-fail stop, even before any turn ended),
+        3 when nothing was measured, 5 for a run that did not finish as planned, else 0."""
+        if self.aborted or not self.passed:
+            return EXIT_GATE_FAILED
         if self.measured == 0:
             return EXIT_NOTHING_MEASURED
-        return EXIT_OK if self.passed else EXIT_GATE_FAILED
+        if not self.complete and not self.allow_partial:
+            return EXIT_INCOMPLETE
+        return EXIT_OK
 
 
 def judge(run_dir: Path, cfg: GateConfig) -> GateResult:
@@ -96,7 +109,8 @@ def judge(run_dir: Path, cfg: GateConfig) -> GateResult:
                                          resamples=cfg.resamples, seed=cfg.seed)
     measured = int((turns["status"] == "ok").sum()) if len(turns) else 0
     return GateResult(str(manifest.get("run_id", run_dir.name)), str(manifest.get("status", "?")),
-                      measured, verdicts, manifest.get("aborted"))
+                      measured, verdicts, manifest.get("aborted"), cfg.allow_partial,
+                      manifest.get("stopped_by"))
 
 
 def summary_document(run_dir: Path, result: GateResult) -> dict[str, Any]:
@@ -129,6 +143,16 @@ def write_outputs(run_dir: Path, result: GateResult, junit_paths: Sequence[Path 
     for path in json_paths:
         if path is not None:
             path.write_bytes(doc)
+
+
+def status_line(result: GateResult) -> str | None:
+    """One line for a run that did not finish as planned (what the gate then does with it)."""
+    if result.complete or result.aborted or result.status == "aborted":
+        return None
+    why = f" ({result.reason})" if result.reason else ""
+    verdict = ("accepted (--allow-partial)" if result.allow_partial
+               else f"exit {EXIT_INCOMPLETE}; --allow-partial accepts it")
+    return f"run status: {result.status}{why}: its numbers cover part of the plan; {verdict}"
 
 
 def format_verdicts(verdicts: Sequence[Verdict]) -> str:

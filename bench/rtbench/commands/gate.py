@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..analysis.verdict import format_verdicts, judge, write_outputs
+from ..analysis.verdict import format_verdicts, judge, status_line, write_outputs
 from ..results.store import load_manifest
 from .gateflags import add_gate_args, budget_texts, gate_config
 
@@ -26,4 +26,6 @@ def handle(ns: argparse.Namespace) -> int:
     result = judge(ns.run_dir, cfg)
     write_outputs(ns.run_dir, result, [ns.junit], [ns.summary_json])
     print(format_verdicts(result.verdicts) or "gate: no budgets")
+    if (line := status_line(result)) is not None:
+        print(line)
     return result.exit_code

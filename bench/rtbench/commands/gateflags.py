@@ -23,6 +23,9 @@ def add_gate_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--baseline-metrics", default=None, metavar="LIST",
                    help="comma-separated latencies to compare (default: ttfa + budgeted ones)")
     g.add_argument("--baseline-resamples", type=int, default=1000, help="bootstrap resamples")
+    g.add_argument("--allow-partial", action="store_true",
+                   help="pass a run that did not finish as planned (stopped, crashed sessions, a "
+                        "failed shard, recovered) instead of exiting 5")
     g.add_argument("--junit", type=Path, default=None, metavar="PATH", help="write JUnit XML here")
     g.add_argument("--summary-json", type=Path, default=None, metavar="PATH",
                    help="write the verdict and summary as JSON here")
@@ -44,4 +47,4 @@ def gate_config(ns: argparse.Namespace, texts: list[str]) -> GateConfig:
         kw["baseline_metrics"] = baseline_metrics_arg(ns.baseline_metrics)
     return GateConfig(budgets=tuple(parse_budgets(texts)), baseline=ns.baseline,
                       tolerance=parse_fraction(ns.baseline_tolerance, "--baseline-tolerance"),
-                      resamples=ns.baseline_resamples, **kw)
+                      resamples=ns.baseline_resamples, allow_partial=ns.allow_partial, **kw)

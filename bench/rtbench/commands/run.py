@@ -9,7 +9,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..analysis.verdict import JUNIT, SUMMARY_JSON, GateConfig, format_verdicts, judge, write_outputs
+from ..analysis.verdict import (
+    JUNIT,
+    SUMMARY_JSON,
+    GateConfig,
+    format_verdicts,
+    judge,
+    status_line,
+    write_outputs,
+)
 from ..client.engine import RunPlan
 from ..client.loadmodel import LoadModel
 from ..config.scenario import ConfigError, Scenario, Target, load_scenario
@@ -175,6 +183,8 @@ def finish(outcome: RunOutcome, gate_cfg: GateConfig, ns: argparse.Namespace) ->
                   [outcome.run_dir / SUMMARY_JSON, ns.summary_json])
     if result.verdicts:
         print(format_verdicts(result.verdicts))
+    if (line := status_line(result)) is not None:
+        print(line)
     if load_manifest(outcome.run_dir).get("status") == "partial":
         # stopped by a signal: leave quickly; the HTML can be made later from what was written
         print(f"report: skipped (run stopped); `rtbench report {outcome.run_dir}` writes it")

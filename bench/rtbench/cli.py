@@ -14,8 +14,8 @@ from types import ModuleType
 from .client.workload import WorkloadError
 from .commands import calibrate, compare, gate, probe, report, run, serve, sweep
 from .config.scenario import ConfigError
-from .process.exitcodes import EXIT_CONFIG
-from .results.store import ResultsError
+from .process.exitcodes import EXIT_CONFIG, EXIT_INCOMPLETE
+from .results.store import ResultsError, ResultsWriteError
 
 COMMANDS: dict[str, ModuleType] = {
     "run": run,
@@ -46,6 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ns = build_parser().parse_args(args)
     try:
         return int(COMMANDS[ns.command].handle(ns))
+    except ResultsWriteError as exc:      # measured, but not all written: incomplete, not misuse
+        print(f"rtbench: error: {exc}", file=sys.stderr)
+        return EXIT_INCOMPLETE
     except (ConfigError, WorkloadError, ResultsError) as exc:
         print(f"rtbench: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -35,7 +35,7 @@ from ..metrics import saturation
 from ..process.exitcodes import EXIT_NOTHING_MEASURED, EXIT_OK
 from ..results.diagnosis import unanimous_failures
 from ..results.intervallog import write_whole_run
-from ..results.store import SUMMARY_CSV, RunStore, load_manifest, load_sessions
+from ..results.store import SUMMARY_CSV, ResultsWriteError, RunStore, load_manifest, load_sessions
 from ..results.summary import format_table, summarize
 
 #: Runs the sessions into the store instead of this process's trio loop (``--workers``, ``--ray``:
@@ -156,10 +156,14 @@ def execute(plan: RunPlan, results_root: Path, run_id: str | None = None,
                                        stopped_by=stopped_by[0] if stopped_by else None)
     summary = summarize(turns, errors, store.recorder, manifest["targets"], sc.turns_per_session,
                         load_sessions(store.dir))
-    summary.to_csv(store.dir / SUMMARY_CSV, index=False)
     generator = saturation.assess(store.recorder, [t.name for t in plan.targets],
                                   saturation_threshold_ms)
-    store.update_manifest(generator=generator)
+    try:
+        summary.to_csv(store.dir / SUMMARY_CSV, index=False)
+        store.update_manifest(generator=generator)
+    except OSError as exc:
+        raise ResultsWriteError(f"cannot write the summary of {store.dir}: {exc.strerror or exc}; "
+                           f"`rtbench report {store.dir}` rebuilds it once there is space") from None
     measured = int((turns["status"] == "ok").sum()) if len(turns) else 0
     return RunOutcome(store.dir, summary, turns, errors, generator,
                       EXIT_OK if measured else EXIT_NOTHING_MEASURED)
@@ -180,6 +184,13 @@ async def _run_until_signal(plan: RunPlan, plans: list[ChunkPlan], store: RunSto
                     nursery.cancel_scope.cancel()
                     return
 
+            def stop_on_write_failure(line: str) -> None:
+                stopped_by.append("write_failure")
+                print(f"rtbench: {line}; stopping (every row written so far is kept)",
+                      file=sys.stderr, flush=True)
+                nursery.cancel_scope.cancel()
+
+            store.on_write_failure = stop_on_write_failure
             nursery.start_soon(watch)
             await run_sessions(plan, plans, ProgressSink(store, progress), progress, monitors)
             nursery.cancel_scope.cancel()

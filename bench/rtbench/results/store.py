@@ -8,6 +8,8 @@ stores the encoded histograms and writes ``summary.csv``. The manifest is writte
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 from collections.abc import Callable
@@ -38,6 +40,11 @@ class ResultsError(Exception):
     """The results directory cannot be used (one line)."""
 
 
+class ResultsWriteError(ResultsError):
+    """A run was measured but its results could not all be written (disk full, quota): the
+    journal is intact up to the failure and ``rtbench report`` rebuilds the rest later."""
+
+
 def _dump(obj: Any) -> bytes:
     return orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
 
@@ -53,9 +60,12 @@ class RunStore:
         self._redact = redact
         try:
             self.dir.mkdir(parents=True, exist_ok=False)
-            self._turns: IO[bytes] = open(self.dir / TURNS_JOURNAL, "ab")  # noqa: SIM115
-            self._errors: IO[bytes] = open(self.dir / ERRORS_JOURNAL, "ab")  # noqa: SIM115
-            self._sessions: IO[bytes] = open(self.dir / SESSIONS_JOURNAL, "ab")  # noqa: SIM115
+            # Unbuffered: each row is one write(2), so a failed write is known at once and can
+            # be cut back to the last whole line (see _append).
+            self._turns: IO[bytes] = open(self.dir / TURNS_JOURNAL, "ab", buffering=0)  # noqa: SIM115
+            self._errors: IO[bytes] = open(self.dir / ERRORS_JOURNAL, "ab", buffering=0)  # noqa: SIM115
+            self._sessions: IO[bytes] = open(  # noqa: SIM115
+                self.dir / SESSIONS_JOURNAL, "ab", buffering=0)
         except FileExistsError:
             raise ResultsError(f"results directory already exists: {self.dir}") from None
         except OSError as exc:
@@ -65,6 +75,30 @@ class RunStore:
         self._write_manifest()
         self.turn_count = 0
         self.error_count = 0
+        #: Set at the first journal write that failed (disk full, quota, I/O error): one line
+        #: naming the file. Nothing more is journaled after it, so every line kept is whole.
+        self.write_failure: str | None = None
+        self.rows_lost = 0
+        #: Called once with ``write_failure``: the run stops there (see orchestrate/execute.py).
+        self.on_write_failure: Callable[[str], None] | None = None
+
+    def _append(self, journal: IO[bytes], data: bytes) -> bool:
+        if self.write_failure is not None:
+            self.rows_lost += 1
+            return False
+        end = journal.tell()
+        try:
+            if journal.write(data) != len(data):    # a short write: the disk filled up in it
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.ftruncate(journal.fileno(), end)  # no half line left behind
+            self.write_failure = f"cannot write {journal.name}: {exc.strerror or exc}"
+            self.rows_lost += 1
+            if self.on_write_failure is not None:
+                self.on_write_failure(self.write_failure)
+            return False
+        return True
 
     def _write_manifest(self) -> None:
         tmp = self.dir / (MANIFEST + ".tmp")
@@ -78,10 +112,9 @@ class RunStore:
     def turn(self, record: TurnRecord) -> None:
         row = record.as_dict()
         bad = TURNS.clean(row)
-        self._turns.write(orjson.dumps(row) + b"\n")
-        self._turns.flush()
-        self.turn_count += 1
-        self._note_bad(row, bad)
+        if self._append(self._turns, orjson.dumps(row) + b"\n"):
+            self.turn_count += 1
+            self._note_bad(row, bad)
 
     def error(self, record: ErrorRecord) -> None:
         row = record.as_dict()
@@ -90,32 +123,40 @@ class RunStore:
             row["message"] = self._redact(row["message"])
             if row["code"] is not None:
                 row["code"] = self._redact(row["code"])
-        self._errors.write(orjson.dumps(row) + b"\n")
-        self._errors.flush()
-        self.error_count += 1
-        self._note_bad(row, bad)
+        if self._append(self._errors, orjson.dumps(row) + b"\n"):
+            self.error_count += 1
+            self._note_bad(row, bad)
 
     def session(self, record: SessionRecord) -> None:
         row = record.as_dict()
         bad = SESSIONS.clean(row)
-        self._sessions.write(orjson.dumps(row) + b"\n")
-        self._sessions.flush()
-        self._note_bad(row, bad)
+        if self._append(self._sessions, orjson.dumps(row) + b"\n"):
+            self._note_bad(row, bad)
 
     def _note_bad(self, row: dict[str, Any], bad: list[tuple[str, Any]]) -> None:
         for column, value in bad:
             self.error(bad_field_note(row, column, value))
 
     def finalize(self, status: str, **extra: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """Close journals, write tables, histograms and manifest; return (turns, errors)."""
-        self._turns.close()
-        self._errors.close()
-        self._sessions.close()
+        """Close journals, write tables, histograms and manifest; return (turns, errors).
+
+        When the disk is full, what could not be written is one ResultsError line; the manifest
+        then still says ``running``, so ``rtbench report`` rebuilds the run from its journal."""
+        for journal in (self._turns, self._errors, self._sessions):
+            with contextlib.suppress(OSError):  # a failed write is already recorded
+                journal.close()
         turns, errors = load_tables(self.dir)
-        write_tables(self.dir, turns, errors, load_sessions(self.dir))
-        (self.dir / HISTOGRAMS).write_bytes(_dump(self.recorder.encoded()))
-        self.manifest.update(extra, status=status)
-        self._write_manifest()
+        if self.write_failure is not None:
+            extra = dict(extra, write_failure=self.write_failure, rows_lost=self.rows_lost)
+        try:
+            write_tables(self.dir, turns, errors, load_sessions(self.dir))
+            (self.dir / HISTOGRAMS).write_bytes(_dump(self.recorder.encoded()))
+            self.manifest.update(extra, status=status)
+            self._write_manifest()
+        except OSError as exc:
+            raise ResultsWriteError(
+                f"cannot write the tables of {self.dir}: {exc.strerror or exc}; its journal is "
+                f"intact: `rtbench report {self.dir}` rebuilds them once there is space") from None
         return turns, errors
 
 

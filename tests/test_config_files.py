@@ -27,3 +27,45 @@ def test_each_bad_path_is_one_line_of_the_callers_error(tmp_path: Path, load, er
         load(path)
     message = str(info.value)
     assert says in message and str(path) in message and "\n" not in message
+
+
+AUDIO = Path(__file__).resolve().parent.parent / "workloads" / "audio"
+
+
+@pytest.mark.parametrize("table, line, says", [
+    ("scenario", "turn_timeout_s = nan", "must be a finite number"),
+    ("scenario", "connect_timeout_s = -1", "must be greater than 0"),
+    ("scenario", "think_time_ms = -5", "must be at least 0"),
+    ("scenario", "trailing_silence_ms = -1", "must be at least 0"),
+    ("scenario", "barge_in_after_ms = -100", "must be at least 0"),
+    ("scenario", "turns_per_session = 0", "must be at least 1"),
+    ("session", "output_modalities = 5", "output_modalities must be"),
+    ("session", "speed = inf", "must be a finite number"),
+    ("session", "max_output_tokens = 0", "within 1..4096"),
+    ("session", 'max_output_tokens = "lots"', "must be int"),
+    ("session.turn_detection", 'eagerness = "eager"', "must be one of 'low', 'medium'"),
+    ("session.turn_detection", "silence_duration_ms = -1", "must be within 0..60000"),
+    ("session.turn_detection", "silence_duration_ms = 1e300", "must be int"),
+    ("session.turn_detection", "idle_timeout_ms = -1", "must be at least 0"),
+    ("session.turn_detection", 'type = "vad"', "must be one of 'server_vad'"),
+])
+def test_each_bad_scenario_value_is_one_line(tmp_path: Path, table: str, line: str, says: str) -> None:
+    path = tmp_path / "sc.toml"
+    base = f'[scenario]\naudio_dir = "{AUDIO}"\nutterances = ["en_timer"]\n'
+    body = base + ("" if table == "scenario" else f"[{table}]\n") + line + "\n"
+    if table == "scenario":
+        body = base + line + "\n"
+    path.write_text(body, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_scenario(path)
+    assert says in str(info.value) and "\n" not in str(info.value), str(info.value)
+
+
+def test_every_accepted_session_key_reaches_the_session(tmp_path: Path) -> None:
+    path = tmp_path / "sc.toml"
+    path.write_text(f'[scenario]\naudio_dir = "{AUDIO}"\nutterances = ["en_timer"]\n'
+                    "[session]\nmax_output_tokens = 300\n"
+                    "[session.turn_detection]\nidle_timeout_ms = 6000\n", encoding="utf-8")
+    session = load_scenario(path).session
+    assert session.max_output_tokens == 300
+    assert session.turn_detection is not None and session.turn_detection.idle_timeout_ms == 6000

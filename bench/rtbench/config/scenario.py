@@ -6,14 +6,15 @@ wrong, raised before any session starts.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..protocol import Dialect, SessionConfig, TurnDetection
 from ..protocol.audio import FRAME_MS
-from ..protocol.session_config import DEFAULT_INSTRUCTIONS, TURN_DETECTION_TYPES
+from ..protocol.session_config import DEFAULT_INSTRUCTIONS, EAGERNESS_VALUES, TURN_DETECTION_TYPES
 from .auth import HeaderSource
 from .files import read_toml
 
@@ -64,6 +65,10 @@ class Target:
     auth: HeaderSource | None = field(default=None, repr=False, compare=False)
 
 
+#: A silence window beyond a minute never ends a spoken turn; the bound also keeps absurd values
+#: (10**30) out of the wire message.
+MAX_SILENCE_MS = 60_000
+
 _SCENARIO_KEYS = {
     "name", "audio_dir", "utterances", "turns_per_session", "chunk_ms", "trailing_silence_ms",
     "think_time_ms", "turn_timeout_s", "connect_timeout_s", "barge_in_after_ms",
@@ -84,17 +89,40 @@ def _check_keys(table: Mapping[str, Any], allowed: set[str], where: str, src: st
         raise ConfigError(f"{src}: unknown key {unknown[0]!r} in {where}")
 
 
-def _typed(table: Mapping[str, Any], key: str, typ: type, default: Any, src: str, where: str) -> Any:
+def _typed(table: Mapping[str, Any], key: str, typ: type, default: Any, src: str, where: str,
+           *, low: float | None = None, high: float | None = None, above: float | None = None,
+           choices: Sequence[str] | None = None) -> Any:
+    """``table[key]`` checked: its type, a finite number, within ``low``..``high`` (or strictly
+    above ``above``), one of ``choices``; each failure one line naming the key and the rule."""
     if key not in table:
         return default
     value = table[key]
+    name = f"{src}: {where}.{key}"
     ok = isinstance(value, typ) and not (typ in (int, float) and isinstance(value, bool))
     if typ is float and isinstance(value, int) and not isinstance(value, bool):
         value, ok = float(value), True
     if not ok:
-        raise ConfigError(
-            f"{src}: {where}.{key} must be {typ.__name__}, got {type(value).__name__}")
+        raise ConfigError(f"{name} must be {typ.__name__}, got {type(value).__name__}")
+    if typ in (int, float):
+        if not math.isfinite(value):
+            raise ConfigError(f"{name} must be a finite number, got {value}")
+        if (low is not None and value < low) or (high is not None and value > high):
+            span = f"within {low:g}..{high:g}" if low is not None and high is not None else (
+                f"at least {low:g}" if low is not None else f"at most {high:g}")
+            raise ConfigError(f"{name} must be {span}, got {value:g}")
+        if above is not None and value <= above:
+            raise ConfigError(f"{name} must be greater than {above:g}, got {value:g}")
+    if choices is not None and value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
     return value
+
+
+def _max_output_tokens(table: Mapping[str, Any], src: str) -> int | str:
+    """``max_output_tokens``: 1..4096 or "inf" (protocol reference: session.max_output_tokens)."""
+    value = table.get("max_output_tokens", "inf")
+    if value == "inf":
+        return "inf"
+    return int(_typed(table, "max_output_tokens", int, None, src, "session", low=1, high=4096))
 
 
 def _session_from_table(table: Mapping[str, Any], src: str) -> SessionConfig:
@@ -106,35 +134,33 @@ def _session_from_table(table: Mapping[str, Any], src: str) -> SessionConfig:
     elif isinstance(td_raw, Mapping):
         _check_keys(td_raw, _TD_KEYS, "[session.turn_detection]", src)
         w = "session.turn_detection"
-        kind = _typed(td_raw, "type", str, "server_vad", src, w)
-        if kind not in TURN_DETECTION_TYPES:
-            raise ConfigError(f"{src}: {w}.type must be one of {TURN_DETECTION_TYPES}, got {kind!r}")
-        threshold = _typed(td_raw, "threshold", float, 0.5, src, w)
-        if not 0.0 <= threshold <= 1.0:
-            raise ConfigError(f"{src}: {w}.threshold must be within 0..1, got {threshold}")
         turn_detection = TurnDetection(
-            type=kind,
-            threshold=threshold,
-            prefix_padding_ms=_typed(td_raw, "prefix_padding_ms", int, 300, src, w),
-            silence_duration_ms=_typed(td_raw, "silence_duration_ms", int, 500, src, w),
-            eagerness=_typed(td_raw, "eagerness", str, "auto", src, w),
+            type=_typed(td_raw, "type", str, "server_vad", src, w, choices=TURN_DETECTION_TYPES),
+            threshold=_typed(td_raw, "threshold", float, 0.5, src, w, low=0.0, high=1.0),
+            prefix_padding_ms=_typed(td_raw, "prefix_padding_ms", int, 300, src, w, low=0),
+            silence_duration_ms=_typed(td_raw, "silence_duration_ms", int, 500, src, w, low=0,
+                                       high=MAX_SILENCE_MS),
+            eagerness=_typed(td_raw, "eagerness", str, "auto", src, w, choices=EAGERNESS_VALUES),
             create_response=_typed(td_raw, "create_response", bool, True, src, w),
             interrupt_response=_typed(td_raw, "interrupt_response", bool, True, src, w),
+            idle_timeout_ms=_typed(td_raw, "idle_timeout_ms", int, None, src, w, low=0),
         )
     else:
         raise ConfigError(f"{src}: session.turn_detection must be a table or \"none\"")
-    mods = tuple(table.get("output_modalities", ["audio"]))
+    raw_mods = table.get("output_modalities", ["audio"])
+    mods = tuple(raw_mods) if isinstance(raw_mods, list) else ()
     if mods not in (("audio",), ("text",)):
         raise ConfigError(f"{src}: session.output_modalities must be [\"audio\"] or [\"text\"]")
     return SessionConfig(
         instructions=_typed(table, "instructions", str, DEFAULT_INSTRUCTIONS, src, "session"),
         voice=_typed(table, "voice", str, "alloy", src, "session"),
-        speed=_typed(table, "speed", float, 1.0, src, "session"),
+        speed=_typed(table, "speed", float, 1.0, src, "session", low=0.25, high=1.5),
         output_modalities=mods,
         turn_detection=turn_detection,
         transcription_model=_typed(table, "transcription_model", str, None, src, "session"),
         noise_reduction=_typed(table, "noise_reduction", str, None, src, "session"),
-        temperature=_typed(table, "temperature", float, 0.8, src, "session"),
+        temperature=_typed(table, "temperature", float, 0.8, src, "session", low=0.0, high=2.0),
+        max_output_tokens=_max_output_tokens(table, src),
     )
 
 
@@ -152,26 +178,20 @@ def load_scenario(path: Path) -> Scenario:
     utterances = _typed(sc, "utterances", list, [], src, w)
     if not utterances or not all(isinstance(u, str) for u in utterances):
         raise ConfigError(f"{src}: scenario.utterances must be a non-empty list of file names")
-    chunk_ms = _typed(sc, "chunk_ms", int, 20, src, w)
-    if chunk_ms <= 0 or chunk_ms % FRAME_MS:
+    chunk_ms = _typed(sc, "chunk_ms", int, 20, src, w, low=FRAME_MS)
+    if chunk_ms % FRAME_MS:
         raise ConfigError(f"{src}: scenario.chunk_ms must be a positive multiple of {FRAME_MS}")
-    turns = _typed(sc, "turns_per_session", int, 2, src, w)
-    if turns < 1:
-        raise ConfigError(f"{src}: scenario.turns_per_session must be at least 1")
-    timeout = _typed(sc, "turn_timeout_s", float, 20.0, src, w)
-    if timeout <= 0:
-        raise ConfigError(f"{src}: scenario.turn_timeout_s must be positive")
     return Scenario(
         name=_typed(sc, "name", str, path.stem, src, w),
         audio_dir=audio_dir,
         utterances=tuple(utterances),
-        turns_per_session=turns,
+        turns_per_session=_typed(sc, "turns_per_session", int, 2, src, w, low=1),
         chunk_ms=chunk_ms,
-        trailing_silence_ms=_typed(sc, "trailing_silence_ms", int, 1000, src, w),
-        think_time_ms=_typed(sc, "think_time_ms", int, 200, src, w),
-        turn_timeout_s=timeout,
-        connect_timeout_s=_typed(sc, "connect_timeout_s", float, 10.0, src, w),
-        barge_in_after_ms=_typed(sc, "barge_in_after_ms", int, None, src, w),
+        trailing_silence_ms=_typed(sc, "trailing_silence_ms", int, 1000, src, w, low=0),
+        think_time_ms=_typed(sc, "think_time_ms", int, 200, src, w, low=0),
+        turn_timeout_s=_typed(sc, "turn_timeout_s", float, 20.0, src, w, above=0),
+        connect_timeout_s=_typed(sc, "connect_timeout_s", float, 10.0, src, w, above=0),
+        barge_in_after_ms=_typed(sc, "barge_in_after_ms", int, None, src, w, low=0),
         session=_session_from_table(doc.get("session", {}), src),
         source=path,
     )

@@ -48,3 +48,14 @@ def test_recovering_twice_counts_each_row_once(tmp_path: Path) -> None:
     store.turn(_turn(0, 1))
     assert recover(parent.dir)["turns"] == 2
     assert recover(parent.dir)["turns"] == 2
+
+
+def test_a_run_id_that_is_a_path_is_refused(tmp_path: Path) -> None:
+    import pytest
+
+    from rtbench.results.store import ResultsError
+
+    for bad in ("/abs/path", "../up", "a/b", "..", ""):
+        with pytest.raises(ResultsError, match="plain directory name"):
+            RunStore(tmp_path / "results", bad, {})
+    assert not (tmp_path / "abs").exists() and not (tmp_path / "up").exists()

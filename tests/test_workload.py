@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rtbench.client.workload import WorkloadError, load_utterance, plan_chunks
+from rtbench.client.workload import MAX_UTTERANCE_BYTES, WorkloadError, load_utterance, plan_chunks
 from rtbench.config.scenario import Scenario
 from rtbench.protocol.audio import (
     FRAME_SAMPLES,
@@ -141,3 +141,23 @@ def test_missing_and_non_wav_files_are_rejected(tmp_path: Path) -> None:
         load_utterance(tmp_path / "x.wav")
     with pytest.raises(WorkloadError, match="no speech"):
         load_utterance(write_wav(tmp_path / "quiet.wav", silence(500)))
+
+
+def test_a_truncated_wav_or_a_directory_is_one_line(tmp_path: Path) -> None:
+    good = (Path(__file__).resolve().parent.parent / "workloads" / "audio" / "en_timer.wav").read_bytes()
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(good[: len(good) // 2 + 1])
+    folder = tmp_path / "folder.wav"
+    folder.mkdir()
+    for path, says in ((cut, "truncated or corrupt"), (folder, "is a directory")):
+        with pytest.raises(WorkloadError) as info:
+            load_utterance(path)
+        assert says in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_huge_wav_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    huge = tmp_path / "huge.wav"
+    with open(huge, "wb") as fh:
+        fh.truncate(MAX_UTTERANCE_BYTES + 1)          # sparse: no real disk used
+    with pytest.raises(WorkloadError, match="longer than"):
+        load_utterance(huge)

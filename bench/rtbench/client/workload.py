@@ -20,6 +20,10 @@ from ..protocol import Dialect, Event, EventType, encode
 from ..protocol.audio import SAMPLE_RATE, SAMPLES_PER_MS, Pcm, speech_bounds
 from ..ws.frame import OutFrame
 
+#: The longest utterance rtbench loads (a spoken turn is seconds; this bounds memory).
+MAX_UTTERANCE_S = 120
+MAX_UTTERANCE_BYTES = MAX_UTTERANCE_S * SAMPLE_RATE * 2 + 4096   # + any header
+
 
 class WorkloadError(Exception):
     """An audio file that cannot be used, with a one-line reason naming the file."""
@@ -44,14 +48,27 @@ class Utterance:
 
 
 def load_utterance(path: Path) -> Utterance:
-    """Read a PCM16 24 kHz mono WAV; reject anything else with a clear reason."""
+    """Read a PCM16 24 kHz mono WAV; reject anything else with a clear reason.
+
+    Every chunk plan holds the whole utterance several times over (samples, encoded frames), so
+    a file longer than ``MAX_UTTERANCE_S`` is refused before it is read: a 173 MB WAV once cost
+    2.1 GB of RSS with no word."""
     try:
+        size = path.stat().st_size
+        if path.is_dir():
+            raise WorkloadError(f"audio file {path} is a directory")
+        if size > MAX_UTTERANCE_BYTES:
+            raise WorkloadError(f"{path}: {size / 1e6:.0f} MB is longer than {MAX_UTTERANCE_S} s of "
+                                "PCM16 24 kHz speech; cut it into utterances")
         raw = path.read_bytes()
         with wave.open(str(path), "rb") as wav:
             channels, width, rate = wav.getnchannels(), wav.getsampwidth(), wav.getframerate()
-            frames = wav.readframes(wav.getnframes())
+            declared = wav.getnframes()
+            frames = wav.readframes(declared)
     except FileNotFoundError:
         raise WorkloadError(f"audio file not found: {path}") from None
+    except OSError as exc:
+        raise WorkloadError(f"audio file {path}: {exc.strerror or exc}") from None
     except (wave.Error, EOFError) as exc:
         raise WorkloadError(f"{path}: not a PCM WAV file ({exc})") from None
     if width != 2:
@@ -60,6 +77,9 @@ def load_utterance(path: Path) -> Utterance:
         raise WorkloadError(f"{path}: {channels} channels; rtbench needs mono")
     if rate != SAMPLE_RATE:
         raise WorkloadError(f"{path}: {rate} Hz; rtbench needs {SAMPLE_RATE} Hz")
+    if len(frames) != declared * 2:
+        raise WorkloadError(f"{path}: its header declares {declared} samples but the file holds "
+                            f"{len(frames) // 2} (a truncated or corrupt file)")
     samples = np.frombuffer(frames, dtype="<i2").copy()
     bounds = speech_bounds(samples)
     if bounds is None:

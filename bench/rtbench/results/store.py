@@ -56,6 +56,9 @@ class RunStore:
                  redact: Callable[[str], str] | None = None) -> None:
         """``redact`` masks the run's secrets in every error row before it is written (a server
         may quote the credential it refused: see config/secrets.py)."""
+        if not run_id or run_id in (".", "..") or Path(run_id).name != run_id or "\\" in run_id:
+            raise ResultsError(f"--run-id must be a plain directory name, got {run_id!r} (it is "
+                               "made under --results)")
         self.dir = root / run_id
         self._redact = redact
         try:

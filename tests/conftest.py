@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import subprocess
 import sys
@@ -12,6 +13,8 @@ from pathlib import Path
 import pytest
 import trio
 
+from rtbench.client import transport
+from rtbench.client.transport import Connect
 from rtbench.config.scenario import Scenario, load_scenario
 from rtbench.protocol import Connection, Dialect, Event, Role
 from rtbench.sim import Profile, SimConfig, SimServer
@@ -42,6 +45,22 @@ async def running_sim(profile: Profile, **kw: object) -> AsyncIterator[SimServer
     async with trio.open_nursery() as nursery:
         await nursery.start(server.serve)
         yield server
+        nursery.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def memory_sim(profile: Profile, **kw: object) -> AsyncIterator[tuple[SimServer, Connect]]:
+    """A simulator with no socket and the ``connect`` that reaches it in memory.
+
+    Sessions given that ``connect`` run the real client and server code over an in-memory
+    stream (``rtbench.ws.memory``); on the ``autojump_clock`` fixture no time passes but the
+    latencies the profile injects, so timing is asserted exactly.
+    """
+    options: dict[str, object] = {"seed": 1, **kw}
+    server = SimServer(SimConfig(profile=profile, **options))  # type: ignore[arg-type]
+    async with trio.open_nursery() as nursery:
+        dial = await nursery.start(server.serve_in_memory)
+        yield server, functools.partial(transport.open_connection, dial=dial)
         nursery.cancel_scope.cancel()
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import subprocess
 import sys
+import wave
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -12,6 +14,9 @@ from pathlib import Path
 import pytest
 import trio
 
+from rtbench.client import transport
+from rtbench.client.transport import Connect
+from rtbench.client.workload import load_utterance
 from rtbench.config.scenario import Scenario, load_scenario
 from rtbench.protocol import Connection, Dialect, Event, Role
 from rtbench.sim import Profile, SimConfig, SimServer
@@ -34,6 +39,53 @@ def scenario() -> Scenario:
     return load_scenario(DEFAULT_SCENARIO)
 
 
+#: Speech kept in the short utterances (from the start of the file).
+SHORT_MS = 700
+SHORT_UTTERANCES = ("en_timer", "en_weather")
+
+
+@pytest.fixture(scope="session")
+def short_audio(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with two utterances cut to their first 0.7 s and ``short.toml`` using them
+    (the default scenario with shorter waits).
+
+    For tests of plumbing (records, files, exit codes, processes), where a 2-6 s utterance per
+    turn is only waiting; VAD, chunking and TTFA on the full utterances are tested exactly on
+    the mock clock (test_exact_timing.py). Made once per test session from the workload's WAVs.
+    """
+    folder = tmp_path_factory.mktemp("short_audio")
+    for name in SHORT_UTTERANCES:
+        utt = load_utterance(REPO / "workloads" / "audio" / f"{name}.wav")
+        with wave.open(str(folder / f"{name}.wav"), "wb") as out:
+            out.setnchannels(1)
+            out.setsampwidth(2)
+            out.setframerate(24000)
+            out.writeframes(utt.samples[: SHORT_MS * 24].tobytes())
+    text = DEFAULT_SCENARIO.read_text()
+    head, rest = text.split("[session]", 1)
+    head = "".join(line + "\n" for line in head.splitlines()
+                   if not line.startswith(("audio_dir", "utterances")))
+    head = head.replace("[scenario]\n", '[scenario]\naudio_dir = "."\nutterances = '
+                        f"{list(SHORT_UTTERANCES)!r}\n".replace("'", '"'))
+    # and shorter waits: 200 ms VAD window, 300 ms trailing silence, 50 ms think time
+    text = (head + "[session]" + rest).replace("silence_duration_ms = 500",
+                                               "silence_duration_ms = 200")
+    text = text.replace("trailing_silence_ms = 1000", "trailing_silence_ms = 300")
+    text = text.replace("think_time_ms = 300 ", "think_time_ms = 50 ")
+    (folder / "short.toml").write_text(text)
+    short = load_scenario(folder / "short.toml")
+    assert short.session.turn_detection is not None
+    assert (short.trailing_silence_ms, short.think_time_ms,
+            short.session.turn_detection.silence_duration_ms) == (300, 50, 200)
+    return folder
+
+
+@pytest.fixture
+def short_scenario(short_audio: Path) -> Scenario:
+    """The default scenario on the short utterances (see :func:`short_audio`)."""
+    return load_scenario(short_audio / "short.toml")
+
+
 @asynccontextmanager
 async def running_sim(profile: Profile, **kw: object) -> AsyncIterator[SimServer]:
     """Start a simulator on an ephemeral loopback port; stop it on exit."""
@@ -42,6 +94,22 @@ async def running_sim(profile: Profile, **kw: object) -> AsyncIterator[SimServer
     async with trio.open_nursery() as nursery:
         await nursery.start(server.serve)
         yield server
+        nursery.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def memory_sim(profile: Profile, **kw: object) -> AsyncIterator[tuple[SimServer, Connect]]:
+    """A simulator with no socket and the ``connect`` that reaches it in memory.
+
+    Sessions given that ``connect`` run the real client and server code over an in-memory
+    stream (``rtbench.ws.memory``); on the ``autojump_clock`` fixture no time passes but the
+    latencies the profile injects, so timing is asserted exactly.
+    """
+    options: dict[str, object] = {"seed": 1, **kw}
+    server = SimServer(SimConfig(profile=profile, **options))  # type: ignore[arg-type]
+    async with trio.open_nursery() as nursery:
+        dial = await nursery.start(server.serve_in_memory)
+        yield server, functools.partial(transport.open_connection, dial=dial)
         nursery.cancel_scope.cancel()
 
 

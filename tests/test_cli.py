@@ -1,4 +1,9 @@
-"""The command line, end to end, as a user runs it (embedded simulator in a child process)."""
+"""The command line, end to end, as a user runs it (embedded simulator in a child process).
+
+Rules: child processes on 127.0.0.1 port 0, each bounded by a timeout; these check plumbing
+(exit codes, files, signals), with timing bounds a loaded machine keeps (exact timing is in
+test_exact_timing.py). Short utterances (conftest.short_audio) keep each run brief.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,11 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from conftest import REPO
+
+pytestmark = pytest.mark.integration
 
 
 def rtbench(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
@@ -17,13 +25,14 @@ def rtbench(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
                           capture_output=True, timeout=120)
 
 
-def start_long_run(tmp_path: Path, run_id: str, sessions: int, output: int
+def start_long_run(tmp_path: Path, run_id: str, sessions: int, output: int, short_audio: Path
                    ) -> tuple[subprocess.Popen[str], Path]:
     """A 50-turn run in the background, returned once ``sessions`` turns are journaled."""
     import time
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "rtbench", "--sessions", str(sessions), "--turns", "50",
+         "--scenario", str(short_audio / "short.toml"),
          "--results", str(tmp_path), "--run-id", run_id, "--progress", "off",
          "--sim-first-audio-ms", "600", "--sim-first-audio-p99-ms", "600",
          "--sim-response-audio-ms", "200"],
@@ -38,8 +47,10 @@ def start_long_run(tmp_path: Path, run_id: str, sessions: int, output: int
     return proc, journal
 
 
-def test_rtbench_sessions_5_runs_against_the_embedded_simulator(tmp_path: Path) -> None:
-    proc = rtbench("--sessions", "5", "--turns", "1", "--results", str(tmp_path),
+def test_rtbench_sessions_5_runs_against_the_embedded_simulator(tmp_path: Path,
+                                                                short_audio: Path) -> None:
+    proc = rtbench("--sessions", "5", "--turns", "1", "--scenario", str(short_audio / "short.toml"),
+                   "--results", str(tmp_path),
                    "--run-id", "cli", "--sim-first-audio-ms", "700",
                    "--sim-first-audio-p99-ms", "700")
     assert proc.returncode == 0, proc.stderr
@@ -49,7 +60,9 @@ def test_rtbench_sessions_5_runs_against_the_embedded_simulator(tmp_path: Path) 
         assert (run / name).exists(), name
     summary = pd.read_csv(run / "summary.csv")
     assert summary.loc[0, "sessions"] == 5 and summary.loc[0, "turns_ok"] == 5
-    assert abs(summary.loc[0, "ttfa_ms_p50"] - 700) < 5
+    # real sockets: the injected 700 ms at least (HDR keeps 3 digits), plus what load adds;
+    # the measurement itself is exact on the mock clock (test_exact_timing.py)
+    assert 699 <= summary.loc[0, "ttfa_ms_p50"] < 1700
     turns = pd.read_parquet(run / "turns.parquet")
     assert len(turns) == 5 and set(turns["region"]) == {"local"}
     assert "TTFA p50" in proc.stdout and str(run) in proc.stdout
@@ -66,12 +79,13 @@ def test_bad_scenario_gives_one_line_error_and_exit_2(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "scenario file not found" in proc.stderr
 
 
-def test_sigterm_stops_within_2s_and_keeps_completed_turns(tmp_path: Path) -> None:
+def test_sigterm_stops_within_2s_and_keeps_completed_turns(tmp_path: Path,
+                                                           short_audio: Path) -> None:
     import json
     import signal
     import time
 
-    proc, journal = start_long_run(tmp_path, "sig", 4, subprocess.PIPE)
+    proc, journal = start_long_run(tmp_path, "sig", 4, subprocess.PIPE, short_audio)
     t0 = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=30)
@@ -87,12 +101,13 @@ def test_sigterm_stops_within_2s_and_keeps_completed_turns(tmp_path: Path) -> No
     assert (tmp_path / "sig" / "summary.csv").exists()
 
 
-def test_kill_9_then_report_recovers_every_journaled_turn(tmp_path: Path) -> None:
+def test_kill_9_then_report_recovers_every_journaled_turn(tmp_path: Path,
+                                                          short_audio: Path) -> None:
     import json
     import signal
     import time
 
-    proc, journal = start_long_run(tmp_path, "k9", 3, subprocess.DEVNULL)
+    proc, journal = start_long_run(tmp_path, "k9", 3, subprocess.DEVNULL, short_audio)
     children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
                               text=True).stdout.split()
     proc.send_signal(signal.SIGKILL)
@@ -117,7 +132,8 @@ def test_kill_9_then_report_recovers_every_journaled_turn(tmp_path: Path) -> Non
     assert (tmp_path / "k9" / "report.html").exists()
 
 
-def test_serve_injects_from_flags_and_writes_its_stats_file(tmp_path: Path) -> None:
+def test_serve_injects_from_flags_and_writes_its_stats_file(tmp_path: Path,
+                                                           short_audio: Path) -> None:
     stats = tmp_path / "stats.json"
     serve = subprocess.Popen(
         [sys.executable, "-m", "rtbench", "serve", "--port", "0", "--stats-file", str(stats),
@@ -129,7 +145,7 @@ def test_serve_injects_from_flags_and_writes_its_stats_file(tmp_path: Path) -> N
         assert line.startswith("listening on 127.0.0.1:"), line
         url = "ws://" + line.removeprefix("listening on ") + "/v1/realtime?model=gpt-realtime"
         proc = rtbench("--url", url, "--sessions", "4", "--turns", "1", "--results",
-                       str(tmp_path), "--run-id", "r")
+                       str(tmp_path), "--run-id", "r", "--scenario", str(short_audio / "short.toml"))
         assert proc.returncode == 0, proc.stderr
     finally:
         serve.terminate()
@@ -143,17 +159,20 @@ def test_serve_injects_from_flags_and_writes_its_stats_file(tmp_path: Path) -> N
 
 
 def test_run_forwards_a_fault_plan_with_a_profile_to_the_embedded_simulator(
-        tmp_path: Path) -> None:
+        tmp_path: Path, short_audio: Path) -> None:
     plan = tmp_path / "plan.toml"
     plan.write_text('[[fault]]\nkind = "response_failed_insufficient_quota"\nsessions = [2]\n'
-                    '[profile]\nfirst_audio_ms = 800\n')
+                    '[profile]\nfirst_audio_ms = 2000\n')
     stats = tmp_path / "stats.json"
     proc = rtbench("--sessions", "3", "--turns", "1", "--results", str(tmp_path), "--run-id", "r",
-                   "--sim-faults", str(plan), "--sim-stats-file", str(stats))
+                   "--sim-faults", str(plan), "--sim-stats-file", str(stats),
+                   "--scenario", str(short_audio / "short.toml"))
     assert proc.returncode == 0, proc.stderr
     turns = pd.read_parquet(tmp_path / "r" / "turns.parquet")
     ok = turns[turns["status"] == "ok"]
-    assert len(ok) == 2 and (ok["ttfa_ms"] - 800).abs().max() < 5  # > the 500 ms VAD window
+    # The plan's profile reached the simulator: 2 s is beyond anything the default profile
+    # (lognormal, median 700 ms, p99 1.4 s) draws; the bound above is for a loaded machine.
+    assert len(ok) == 2 and ok["ttfa_ms"].between(2000 - 1e-3, 3000).all(), ok["ttfa_ms"]
     errors = pd.read_parquet(tmp_path / "r" / "errors.parquet")
     assert list(errors["code"]) == ["insufficient_quota"]
     assert json.loads(stats.read_text())["injected"] == {"response_failed_insufficient_quota": 1}

@@ -26,8 +26,6 @@ from rtbench.results.store import ResultsError
 
 from conftest import REPO
 
-AUDIO = REPO / "workloads" / "audio"
-
 
 def rtbench(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "rtbench", *args], cwd=REPO, text=True,
@@ -122,10 +120,12 @@ SIMS = {  # region label -> simulator flags (first audio median, p99; seed)
 }
 
 
-def test_multi_target_run_then_compare_finds_the_injected_difference_only(tmp_path: Path) -> None:
+@pytest.mark.integration
+def test_multi_target_run_then_compare_finds_the_injected_difference_only(
+        tmp_path: Path, short_audio: Path) -> None:
     scenario = tmp_path / "short.toml"
     scenario.write_text(
-        f'[scenario]\naudio_dir = "{AUDIO}"\nutterances = ["en_timer", "en_weather"]\n'
+        f'[scenario]\naudio_dir = "{short_audio}"\nutterances = ["en_timer", "en_weather"]\n'
         "turns_per_session = 2\ntrailing_silence_ms = 300\nthink_time_ms = 0\n"
         "[session.turn_detection]\nsilence_duration_ms = 200\n")
     common = ["--response-audio-ms", "300", "--realtime-factor", "4"]

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rtbench.client.session import ClientSession
-from rtbench.client.workload import load_utterance, plan_chunks
-from rtbench.config.scenario import Scenario, Target
+from rtbench.client.workload import ChunkPlan, load_utterance, plan_chunks
+from rtbench.config.scenario import Scenario, Target, load_scenario
 from rtbench.metrics.recorder import Recorder
 from rtbench.metrics.records import ErrorRecord, TurnRecord
 from rtbench.protocol import EventType
+
+from conftest import DEFAULT_SCENARIO
 
 SERVER_TYPES = [e.value for e in EventType] + ["response.audio.delta", "brand.new.event", ""]
 
@@ -87,20 +92,31 @@ class MemorySink:
         self.errors.append(record)
 
 
+@functools.cache
+def _plan(audio_dir: Path) -> ChunkPlan:
+    """Read and encode the utterance once per module, not once per hypothesis example."""
+    return plan_chunks(load_utterance(audio_dir / "en_timer.wav"), 20)
+
+
+@functools.cache
+def _scenario() -> Scenario:
+    return load_scenario(DEFAULT_SCENARIO)
+
+
 def make_session(scenario: Scenario) -> tuple[ClientSession, MemorySink]:
-    plan = plan_chunks(load_utterance(scenario.audio_dir / "en_timer.wav"), 20)
+    plan = _plan(scenario.audio_dir)
     sink = MemorySink()
     session = ClientSession(0, Target("t", "ws://127.0.0.1:1/v1/realtime?model=m"), scenario,
                             [plan], "", sink, 0.0, clock=time.monotonic)
     return session, sink
 
 
+@pytest.mark.slow  # ~20 s: hypothesis drawing 10,000 examples; the session work is cached
 @settings(max_examples=10_000, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                 HealthCheck.function_scoped_fixture])
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(frame=frames)
-def test_any_frame_is_recorded_never_raised(scenario: Scenario, frame: str | bytes) -> None:
-    session, sink = make_session(scenario)
+def test_any_frame_is_recorded_never_raised(frame: str | bytes) -> None:
+    session, sink = make_session(_scenario())  # a fresh session per example, fixtures cached
     session.begin_turn(0).tracker.on_eos_sent(0.0)
     used = session.handle_frame(frame, 1.0)
     protocol = [e for e in sink.errors if e.kind == "protocol"]

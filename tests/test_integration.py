@@ -1,20 +1,26 @@
-"""Sessions over real loopback sockets against the simulator."""
+"""Sessions over real loopback sockets against the simulator: plumbing, not timing precision.
+
+Rules: 127.0.0.1 on port 0 only, every run bounded by ``trio.fail_after``, and no assert a
+loaded machine can break (timing is asserted exactly on the mock clock, test_exact_timing.py).
+"""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 import trio
 
 from rtbench.client.engine import RunPlan, run_sessions
 from rtbench.client.workload import load_utterance, plan_chunks
 from rtbench.config.scenario import Scenario, Target
-from rtbench.protocol import Dialect, TurnDetection
 from rtbench.results.store import RunStore
-from rtbench.sim import Dist, Profile
+from rtbench.sim import Profile
 
 from conftest import running_sim, sim_process
+
+pytestmark = pytest.mark.integration
 
 INJECTED_MS = 450.0
 
@@ -24,46 +30,28 @@ def _plans(sc: Scenario) -> list:
             for n in sc.utterances]
 
 
-async def test_ten_sessions_two_turns_measure_the_injected_ttfa(
-    scenario: Scenario, tmp_path: Path
+async def test_sessions_over_real_sockets_measure_at_least_the_injected_ttfa(
+    short_scenario: Scenario, tmp_path: Path
 ) -> None:
-    sc = replace(scenario, turns_per_session=2, trailing_silence_ms=300, think_time_ms=50,
-                 session=replace(scenario.session,
-                                 turn_detection=TurnDetection(silence_duration_ms=200)))
-    with sim_process("--first-audio-ms", str(INJECTED_MS), "--first-audio-p99-ms",
-                     str(INJECTED_MS), "--response-audio-ms", "400", "--realtime-factor",
-                     "4") as port:
+    # The simulator in its own process, reached over TCP: the plumbing of a real run. What the
+    # timing logic measures is asserted exactly on the mock clock (test_exact_timing.py); here
+    # only bounds a loaded machine cannot break: nothing arrives before the injected latency.
+    sc = replace(short_scenario, turns_per_session=2)
+    with trio.fail_after(60), sim_process(
+            "--first-audio-ms", str(INJECTED_MS), "--first-audio-p99-ms", str(INJECTED_MS),
+            "--response-audio-ms", "400", "--realtime-factor", "4") as port:
         target = Target(name="sim", url=f"ws://127.0.0.1:{port}/v1/realtime?model=m")
         store = RunStore(tmp_path, "run", {})
-        await run_sessions(RunPlan(sc, [target], 10), _plans(sc), store)
+        await run_sessions(RunPlan(sc, [target], 4), _plans(sc), store)
     turns, errors = store.finalize("complete")
     assert len(errors) == 0, errors.to_dict("records")
-    assert len(turns) == 20 and (turns["status"] == "ok").all()
+    assert len(turns) == 8 and (turns["status"] == "ok").all()
     assert turns["session_id"].str.startswith("sess_").all()
-    # TTFA is measured against what the simulator injected: within 5 ms.
-    assert (turns["ttfa_ms"] - INJECTED_MS).abs().max() < 5.0, turns["ttfa_ms"].describe()
-    # VAD delay = silence window (200 ms) rounded up to the 20 ms chunk, plus transit.
-    assert turns["vad_ms"].between(195, 230).all(), turns["vad_ms"].describe()
+    assert turns["ttfa_ms"].between(INJECTED_MS - 1e-3, INJECTED_MS + 2000).all(), turns["ttfa_ms"]
+    assert turns["vad_ms"].between(200 - 1e-3, 2000).all(), turns["vad_ms"]  # 200 ms window
     assert (turns["output_audio_ms"] == 400).all()
     assert (turns["output_tokens"] > 0).all()
-    hist = store.recorder.series("sim", "ttfa_ms").histogram
-    assert hist.get_total_count() == 20
-    assert abs(hist.get_value_at_percentile(50) / 1000 - INJECTED_MS) < 5
-
-
-async def test_beta_dialect_on_azure_preview_path(scenario: Scenario, tmp_path: Path) -> None:
-    sc = replace(scenario, turns_per_session=1, trailing_silence_ms=300, think_time_ms=0,
-                 session=replace(scenario.session,
-                                 turn_detection=TurnDetection(silence_duration_ms=200)))
-    async with running_sim(Profile(first_audio=Dist(300.0), response_audio_ms=200)) as server:
-        url = (f"ws://127.0.0.1:{server.port}/openai/realtime?api-version=2025-04-01-preview"
-               "&deployment=gpt-4o-mini-realtime-preview")
-        target = Target(name="azure-preview", url=url, dialect=Dialect.BETA)
-        store = RunStore(tmp_path, "run", {})
-        await run_sessions(RunPlan(sc, [target], 2), _plans(sc), store)
-    turns, errors = store.finalize("complete")
-    assert len(errors) == 0 and (turns["status"] == "ok").all()
-    assert (turns["ttfa_ms"] - 300).abs().max() < 5
+    assert store.recorder.series("sim", "ttfa_ms").histogram.get_total_count() == 8
 
 
 async def test_handshake_refusal_is_recorded_not_raised(scenario: Scenario, tmp_path: Path) -> None:

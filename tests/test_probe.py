@@ -1,20 +1,50 @@
-"""rtbench probe: the ladder, the handshake checks, and where a failing set-up breaks."""
+"""rtbench probe: the ladder, the handshake checks, and where a failing set-up breaks.
+
+Rules: the probe runs against the simulator in memory on the autojump mock clock (its 1.5 s
+settle waits and real-time audio then cost no wall time), except one test marked
+``integration`` that checks the plumbing over a real loopback socket (127.0.0.1, port 0).
+"""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
+import trio.testing
 
+from rtbench.client import transport
 from rtbench.client.probe import explain, ladder, run_probe
-from rtbench.client.workload import load_utterance, plan_chunks
+from rtbench.client.workload import ChunkPlan, load_utterance, plan_chunks
 from rtbench.config.scenario import Scenario, Target
-from rtbench.sim import Dist, FaultPlan, Profile
+from rtbench.sim import Dist, FaultPlan, Profile, SimServer
 from rtbench.sim.faults import rule_from_flag
 
-from conftest import running_sim
+from conftest import memory_sim, running_sim
 
 FAST = Profile(first_audio=Dist(600.0), response_audio_ms=200, realtime_factor=4.0)
+URL = "ws://sim.invalid/v1/realtime?model=m"  # dialled in memory
+
+
+@functools.cache
+def timer_plan(audio_dir: Path) -> ChunkPlan:
+    return plan_chunks(load_utterance(audio_dir / "en_timer.wav"), 20)
+
+
+@asynccontextmanager
+async def probe_sim(monkeypatch: pytest.MonkeyPatch, profile: Profile, **kw: object
+                    ) -> AsyncIterator[SimServer]:
+    """An in-memory simulator that the probe's connections reach.
+
+    The probe opens connections with ``transport.open_connection`` looked up when it connects
+    (it takes no ``connect`` argument yet), so the test points that name at the memory pair.
+    """
+    async with memory_sim(profile, **kw) as (server, connect):
+        monkeypatch.setattr(transport, "open_connection", connect)
+        yield server
 
 
 def test_ladder_adds_one_feature_per_rung(scenario: Scenario) -> None:
@@ -29,18 +59,20 @@ def test_ladder_adds_one_feature_per_rung(scenario: Scenario) -> None:
     assert rungs[6].session is not None and rungs[6].session.tools
 
 
-async def test_a_healthy_target_passes_every_rung(scenario: Scenario) -> None:
-    plan = plan_chunks(load_utterance(scenario.audio_dir / "en_timer.wav"), 20)
-    async with running_sim(FAST) as server:
-        target = Target("sim", f"ws://127.0.0.1:{server.port}/v1/realtime?model=m")
-        results = await run_probe(target, ladder(scenario.session), plan, 1, 0, 20.0)
+async def test_a_healthy_target_passes_every_rung(
+        autojump_clock: trio.testing.MockClock, scenario: Scenario,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    async with probe_sim(monkeypatch, FAST):
+        results = await run_probe(Target("sim", URL), ladder(scenario.session),
+                                  timer_plan(scenario.audio_dir), 1, 0, 20.0)
     assert [r.passed for r in results] == [True] * 8
     assert "every rung passed" in explain(results)
 
 
+@pytest.mark.integration
 async def test_a_refused_handshake_stops_the_ladder_with_advice(scenario: Scenario) -> None:
-    plan = plan_chunks(load_utterance(scenario.audio_dir / "en_timer.wav"), 20)
-    async with running_sim(FAST, api_key="right") as server:
+    plan = timer_plan(scenario.audio_dir)
+    async with running_sim(FAST, api_key="right") as server:  # over a real socket
         target = Target("sim", f"ws://127.0.0.1:{server.port}/v1/realtime?model=m",
                         headers=(("Authorization", "Bearer wrong"),))
         results = await run_probe(target, ladder(scenario.session), plan, 3, 2, 10.0)
@@ -51,14 +83,14 @@ async def test_a_refused_handshake_stops_the_ladder_with_advice(scenario: Scenar
     assert "wrong" not in text
 
 
-async def test_ga_config_on_the_preview_path_fails_at_the_first_update(scenario: Scenario) -> None:
-    plan = plan_chunks(load_utterance(scenario.audio_dir / "en_timer.wav"), 20)
-    async with running_sim(FAST) as server:
+async def test_ga_config_on_the_preview_path_fails_at_the_first_update(
+        autojump_clock: trio.testing.MockClock, scenario: Scenario,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    async with probe_sim(monkeypatch, FAST):
         # GA-shaped session.update sent to the Azure preview (beta) path
-        url = (f"ws://127.0.0.1:{server.port}/openai/realtime?api-version=2025-04-01-preview"
-               "&deployment=d")
-        results = await run_probe(Target("azure", url), ladder(replace(scenario.session)), plan,
-                                  2, 0, 10.0)
+        url = "ws://sim.invalid/openai/realtime?api-version=2025-04-01-preview&deployment=d"
+        results = await run_probe(Target("azure", url), ladder(replace(scenario.session)),
+                                  timer_plan(scenario.audio_dir), 2, 0, 10.0)
     assert [r.rung.name for r in results] == ["connect", "text"]
     assert results[0].passed and not results[1].passed
     assert results[1].codes() == {"update:unknown_parameter": 2}
@@ -71,14 +103,14 @@ async def test_ga_config_on_the_preview_path_fails_at_the_first_update(scenario:
     ("server_error_after_created=every:2", "connect", "server_error", 0.5),
 ])
 async def test_the_ladder_breaks_where_the_fault_plan_breaks(
-    scenario: Scenario, fault: str, rung: str, code: str, rate: float
+    autojump_clock: trio.testing.MockClock, scenario: Scenario, monkeypatch: pytest.MonkeyPatch,
+    fault: str, rung: str, code: str, rate: float
 ) -> None:
-    plan = plan_chunks(load_utterance(scenario.audio_dir / "en_timer.wav"), 20)
     faults = FaultPlan((rule_from_flag(fault),))
-    async with running_sim(FAST, faults=faults) as server:
-        target = Target("sim", f"ws://127.0.0.1:{server.port}/v1/realtime?model=m")
-        results = await run_probe(target, ladder(scenario.session), plan, 2, 0, 20.0)
-        injected = server.injected if hasattr(server, "injected") else None
+    async with probe_sim(monkeypatch, FAST, faults=faults) as server:
+        results = await run_probe(Target("sim", URL), ladder(scenario.session),
+                                  timer_plan(scenario.audio_dir), 2, 0, 20.0)
+        injected = dict(server.injected)
     failing = results[-1]
     assert failing.rung.name == rung and not failing.passed
     assert all(r.passed for r in results[:-1])
@@ -87,4 +119,4 @@ async def test_the_ladder_breaks_where_the_fault_plan_breaks(
     assert len(failing.session_ids()) == round(2 * rate)
     assert all(s.startswith("sess_") for s in failing.session_ids())
     assert f"'{rung}'" in explain(results)
-    assert injected is not None
+    assert injected == {fault.split("=")[0]: round(2 * rate)}

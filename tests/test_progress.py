@@ -10,7 +10,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
 import trio
+import trio.testing
 
 from rtbench.client.engine import RunPlan, run_sessions
 from rtbench.config.scenario import Scenario, Target
@@ -22,7 +24,7 @@ from rtbench.results.store import RunStore, load_recorder
 from rtbench.sim import Dist, Profile
 from test_integration import _plans
 
-from conftest import running_sim
+from conftest import memory_sim
 from test_cli import rtbench
 
 if TYPE_CHECKING:
@@ -37,7 +39,7 @@ def _fast(sc: Scenario, turns: int) -> Scenario:
 
 
 async def test_progress_counts_sessions_and_a_monitor_can_stop_the_run(
-        scenario: Scenario, tmp_path: Path) -> None:
+        autojump_clock: trio.testing.MockClock, scenario: Scenario, tmp_path: Path) -> None:
     sc = _fast(scenario, turns=20)
     seen: list[tuple[int, int, int]] = []
     progress = RunProgress()
@@ -48,12 +50,13 @@ async def test_progress_counts_sessions_and_a_monitor_can_stop_the_run(
             await trio.sleep(0.05)
         scope.cancel()
 
-    async with running_sim(Profile(first_audio=Dist(200.0), response_audio_ms=200)) as server:
-        target = Target(name="sim", url=f"ws://127.0.0.1:{server.port}/v1/realtime?model=m")
+    # in memory on the mock clock: the counters are checked, and the rolling TTFA exactly
+    async with memory_sim(Profile(first_audio=Dist(200.0), response_audio_ms=200)) as (_, connect):
         store = RunStore(tmp_path, "run", {})
         with trio.fail_after(30):
+            target = Target(name="sim", url="ws://sim.invalid/v1/realtime?model=m")
             await run_sessions(RunPlan(sc, [target], 3), _plans(sc), ProgressSink(store, progress), progress,
-                               [stop_after_four_turns])
+                               [stop_after_four_turns], connect=connect)
     turns, _ = store.finalize("aborted")
     # Stopped early (20 turns × 3 sessions were planned), and every row reached the store.
     assert 4 <= progress.turns_done < 60 and len(turns) == progress.turns_done
@@ -62,7 +65,8 @@ async def test_progress_counts_sessions_and_a_monitor_can_stop_the_run(
     assert any(active == 3 for _, active, _ in seen)
     assert (progress.connecting, progress.active, progress.finished) == (0, 0, 3)
     p50, p95, n = progress.rolling_ttfa(trio.current_time())
-    assert n == progress.turns_done and 195 < p50 <= p95 < 260
+    assert n == progress.turns_done
+    assert (p50, p95) == (pytest.approx(200.0, abs=1e-3), pytest.approx(200.0, abs=1e-3))
 
 
 def test_interval_log_writes_only_what_changed() -> None:

@@ -19,7 +19,6 @@ from conftest import REPO
 
 KEY = "sk-rtbench-SECRET-5f3a9c1e7b2d"
 WRONG_KEY = "sk-rtbench-WRONG-0a1b2c3d4e5f"
-AUDIO = REPO / "workloads" / "audio"
 
 
 def rtbench(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -28,10 +27,11 @@ def rtbench(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 
 
 @pytest.fixture
-def short_scenario(tmp_path: Path) -> Path:
+def short_scenario(tmp_path: Path, short_audio: Path) -> Path:
+    """One short turn per session (this module's scenario file, on conftest's short audio)."""
     path = tmp_path / "short.toml"
     path.write_text(
-        f'[scenario]\naudio_dir = "{AUDIO}"\nutterances = ["en_timer", "en_weather"]\n'
+        f'[scenario]\naudio_dir = "{short_audio}"\nutterances = ["en_timer", "en_weather"]\n'
         "turns_per_session = 1\ntrailing_silence_ms = 300\nthink_time_ms = 0\n"
         "turn_timeout_s = 10.0\n[session.turn_detection]\nsilence_duration_ms = 200\n")
     return path
@@ -62,6 +62,7 @@ def test_leak_check_itself_finds_a_planted_key(tmp_path: Path) -> None:
     assert _leaks(tmp_path, ["stderr " + WRONG_KEY], [WRONG_KEY]) == [f"output: {WRONG_KEY}"]
 
 
+@pytest.mark.integration
 def test_multi_target_run_with_keys_leaks_no_key_anywhere(
     keyed_sim: str, short_scenario: Path, tmp_path: Path
 ) -> None:
@@ -97,6 +98,7 @@ def test_multi_target_run_with_keys_leaks_no_key_anywhere(
     assert _leaks(run, [proc.stdout, proc.stderr], [KEY, WRONG_KEY]) == []
 
 
+@pytest.mark.integration
 def test_one_off_flags_and_dialect_mismatch_is_explained(
     keyed_sim: str, short_scenario: Path, tmp_path: Path
 ) -> None:

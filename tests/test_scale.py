@@ -28,12 +28,12 @@ QUICK_SIM = ("--sim-first-audio-ms", "250", "--sim-first-audio-p99-ms", "250",
              "--sim-response-audio-ms", "200")
 
 
-def quick_scenario(tmp_path: Path, turns: int = 2) -> Path:
-    """Short turns (one utterance each, little trailing silence) so worker runs stay brief."""
+def quick_scenario(tmp_path: Path, audio_dir: Path, turns: int = 2) -> Path:
+    """Short turns (short utterances, little trailing silence) so worker runs stay brief."""
     path = tmp_path / "quick.toml"
     path.write_text(f"""
 [scenario]
-audio_dir = "{REPO / 'workloads' / 'audio'}"
+audio_dir = "{audio_dir}"
 utterances = ["en_timer", "en_weather"]
 turns_per_session = {turns}
 chunk_ms = 20
@@ -126,8 +126,11 @@ def test_two_recorders_merged_equal_one_recorder_fed_everything() -> None:
 # -- local worker processes, end to end ----------------------------------------------------------
 
 
-def test_two_workers_give_the_single_process_shape_and_exact_counts(tmp_path: Path) -> None:
-    sc = quick_scenario(tmp_path)
+@pytest.mark.integration
+@pytest.mark.slow  # two runs, one with two worker processes
+def test_two_workers_give_the_single_process_shape_and_exact_counts(
+        tmp_path: Path, short_audio: Path) -> None:
+    sc = quick_scenario(tmp_path, short_audio)
     runs = {}
     for workers in ("1", "2"):
         proc = rtbench("--sessions", "4", "--scenario", str(sc), "--results", str(tmp_path),
@@ -174,8 +177,10 @@ def _wait_for_lines(path: Path, n: int, timeout: float = 60) -> None:
     raise AssertionError(f"{path} never reached {n} lines")
 
 
-def test_a_crashed_worker_is_reported_and_the_others_are_kept(tmp_path: Path) -> None:
-    sc = quick_scenario(tmp_path, turns=3)
+@pytest.mark.integration
+def test_a_crashed_worker_is_reported_and_the_others_are_kept(tmp_path: Path,
+                                                              short_audio: Path) -> None:
+    sc = quick_scenario(tmp_path, short_audio, turns=3)
     proc = subprocess.Popen(
         [sys.executable, "-m", "rtbench", "--sessions", "4", "--workers", "2", "--scenario",
          str(sc), "--results", str(tmp_path), "--run-id", "crash", *QUICK_SIM],
@@ -201,8 +206,10 @@ def test_a_crashed_worker_is_reported_and_the_others_are_kept(tmp_path: Path) ->
     assert pd.read_csv(run / "summary.csv").loc[0, "turns_ok"] == 6
 
 
-def test_sigterm_stops_every_worker_and_writes_a_partial_merged_run(tmp_path: Path) -> None:
-    sc = quick_scenario(tmp_path, turns=50)
+@pytest.mark.integration
+def test_sigterm_stops_every_worker_and_writes_a_partial_merged_run(tmp_path: Path,
+                                                                    short_audio: Path) -> None:
+    sc = quick_scenario(tmp_path, short_audio, turns=50)
     proc = subprocess.Popen(
         [sys.executable, "-m", "rtbench", "--sessions", "4", "--workers", "2", "--scenario",
          str(sc), "--results", str(tmp_path), "--run-id", "sig", *QUICK_SIM],
@@ -230,14 +237,17 @@ def test_sigterm_stops_every_worker_and_writes_a_partial_merged_run(tmp_path: Pa
     assert (run / "summary.csv").exists()
 
 
+@pytest.mark.integration
 def test_workers_flag_is_checked_before_anything_starts(tmp_path: Path) -> None:
     proc = rtbench("--sessions", "2", "--workers", "3", "--results", str(tmp_path))
     assert proc.returncode == 2 and "--workers must be between 1 and" in proc.stderr
     assert not any(tmp_path.iterdir())
 
 
-def test_open_model_workers_keep_the_whole_arrival_schedule(tmp_path: Path) -> None:
-    sc = quick_scenario(tmp_path, turns=1)
+@pytest.mark.integration
+def test_open_model_workers_keep_the_whole_arrival_schedule(tmp_path: Path,
+                                                            short_audio: Path) -> None:
+    sc = quick_scenario(tmp_path, short_audio, turns=1)
     proc = rtbench("--load", "open", "--rate", "10", "--total-sessions", "6", "--sessions", "6",
                    "--workers", "2", "--scenario", str(sc), "--results", str(tmp_path),
                    "--run-id", "open", *QUICK_SIM)

@@ -17,14 +17,16 @@ from rtbench.scale.rayrun import ray_runner
 from test_scale import hist_counts, quick_scenario
 
 
-def test_ray_actors_run_the_shards_and_merge_exactly(tmp_path: Path,
+@pytest.mark.integration
+@pytest.mark.slow  # ray.init alone takes several seconds
+def test_ray_actors_run_the_shards_and_merge_exactly(tmp_path: Path, short_audio: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     ray = pytest.importorskip("ray")
     t0 = time.monotonic()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     ray_up_s = time.monotonic() - t0
     try:
-        sc = load_scenario(quick_scenario(tmp_path))
+        sc = load_scenario(quick_scenario(tmp_path, short_audio))
         with embedded_simulator(["--first-audio-ms", "250", "--first-audio-p99-ms", "250",
                                  "--response-audio-ms", "200"]) as base:
             assert base.startswith("ws://127.0.0.1:")

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 import pytest
 import trio
+import trio.testing
 import trio_websocket
 
 from rtbench.client.engine import RunPlan, run_sessions
@@ -18,7 +19,7 @@ from rtbench.protocol import TurnDetection
 from rtbench.results.store import RunStore
 from rtbench.sim import Dist, Profile
 
-from conftest import running_sim
+from conftest import memory_sim, running_sim
 
 KEY = "sk-sim-test"
 AZ_PREVIEW = "/openai/realtime?api-version=2025-04-01-preview&deployment=gpt-4o-mini-realtime"
@@ -127,7 +128,7 @@ async def test_openai_beta_cutoff_mode_rejects_beta_shape_with_4000() -> None:
 
 
 async def test_first_audio_rises_with_concurrent_sessions_over_the_knee(
-        scenario: Scenario, tmp_path: Path) -> None:
+        autojump_clock: trio.testing.MockClock, scenario: Scenario, tmp_path: Path) -> None:
     sc = replace(scenario, utterances=("en_timer",), turns_per_session=1, trailing_silence_ms=300,
                  session=replace(scenario.session,
                                  turn_detection=TurnDetection(silence_duration_ms=200)))
@@ -136,13 +137,15 @@ async def test_first_audio_rises_with_concurrent_sessions_over_the_knee(
                       knee_sessions=2, per_session_over_knee_ms=40.0)
     ttfa = {}
     for sessions in (1, 6):
-        async with running_sim(profile) as server:
-            target = Target(name="sim", url=f"ws://127.0.0.1:{server.port}/v1/realtime?model=m")
+        # in memory on the mock clock, so the load penalty is asserted exactly
+        async with memory_sim(profile) as (_, connect):
+            target = Target(name="sim", url="ws://sim.invalid/v1/realtime?model=m")
             store = RunStore(tmp_path, f"n{sessions}", {})
             with trio.fail_after(20):
-                await run_sessions(RunPlan(sc, [target], sessions), plans, store)
+                await run_sessions(RunPlan(sc, [target], sessions), plans, store, connect=connect)
         turns, _ = store.finalize("complete")
         assert (turns["status"] == "ok").all()
-        ttfa[sessions] = turns["ttfa_ms"]
-    assert (ttfa[1] - 300).abs().max() < 5
-    assert (ttfa[6] - (300 + 4 * 40)).abs().max() < 5  # all six active: 4 over the knee
+        ttfa[sessions] = turns["ttfa_ms"].tolist()
+    assert ttfa[1] == pytest.approx([300.0], abs=1e-3)
+    # all six active when each response starts: 4 over the knee, 40 ms each
+    assert ttfa[6] == pytest.approx([300.0 + 4 * 40] * 6, abs=1e-3)

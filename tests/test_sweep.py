@@ -40,10 +40,13 @@ def test_search_stops_on_generator_saturation_and_at_max() -> None:
         SweepSettings(factor=1.0)
 
 
-def test_sweep_finds_the_simulators_configured_knee(tmp_path: Path) -> None:
+@pytest.mark.integration
+def test_sweep_finds_the_simulators_configured_knee(tmp_path: Path, short_audio: Path) -> None:
     # first audio 300 ms, +100 ms per concurrent session above 6: p95 < 550 holds up to 8
+    # (short utterances: each level is a run of one short turn per session)
     proc = subprocess.run(
         [sys.executable, "-m", "rtbench", "sweep", "--budget", "ttfa.p95 < 550ms",
+         "--scenario", str(short_audio / "short.toml"),
          "--start", "2", "--max", "32", "--turns", "1", "--results", str(tmp_path),
          "--run-id", "sw", "--progress", "off", "--no-report",
          "--saturation-threshold-ms", "100",  # this test is about the knee; the stop is unit-tested

@@ -21,10 +21,12 @@ from ..metrics.recorder import GC_PAUSE, GENERATOR, LOOP_LAG, Recorder
 from ..metrics.records import SessionRecord
 from ..process.gcpolicy import ScheduledGc
 from ..ws.frame import OutFrame
+from . import transport
 from .loadmodel import LoadModel, backoff_s, closed_start_offsets, open_arrival_offsets
 from .pacer import Pacer
 from .session import ClientSession, SessionObserver, Sink
 from .shard import Shard
+from .transport import Connect
 from .workload import ChunkPlan, silence_frame
 
 LAG_PROBE_S = 0.010
@@ -91,8 +93,9 @@ async def _monitor_loop_lag(recorder: Recorder) -> None:
 
 class _Runner:
     def __init__(self, plan: RunPlan, plans: Sequence[ChunkPlan], sink: Sink,
-                 progress: SessionObserver | None, pacer: Pacer) -> None:
+                 progress: SessionObserver | None, pacer: Pacer, connect: Connect) -> None:
         self.plan = plan
+        self.connect = connect
         self.progress = progress
         self.model = plan.model
         self.plans = plans
@@ -156,7 +159,8 @@ class _Runner:
                 session = ClientSession(idx, self.plan.target_of(slot), self.plan.scenario,
                                         self.plans, self.silence, self.sink, self.t0,
                                         attempt=attempt, stop_at=stop_at,
-                                        progress=self.progress, pacer=self.pacer)
+                                        progress=self.progress, pacer=self.pacer,
+                                        connect=self.connect)
                 start = trio.current_time()
                 await session.run()
                 record = session.record(slot, intended - self.t0, start - self.t0)
@@ -172,10 +176,12 @@ class _Runner:
 
 async def run_sessions(plan: RunPlan, plans: Sequence[ChunkPlan], sink: Sink,
                        progress: SessionObserver | None = None,
-                       monitors: Sequence[Monitor] = ()) -> None:
+                       monitors: Sequence[Monitor] = (),
+                       connect: Connect = transport.open_connection) -> None:
     """Run the plan's load model to the end (or until a monitor cancels); results go to
     ``sink``, each session's connection state to ``progress`` (rows reach live counters through
-    the sink: see ``live.progress.ProgressSink``).
+    the sink: see ``live.progress.ProgressSink``). Every session opens its WebSocket with
+    ``connect`` (a parameter, not part of the picklable :class:`RunPlan` shipped to workers).
 
     One :class:`Pacer` task sends the audio of every session (see pacer.py for why), and
     garbage is collected on a schedule, not whenever the allocator decides (gcpolicy.py).
@@ -189,5 +195,5 @@ async def run_sessions(plan: RunPlan, plans: Sequence[ChunkPlan], sink: Sink,
         outer.start_soon(pacer.run)
         for monitor in monitors:
             outer.start_soon(monitor, outer.cancel_scope)
-        await _Runner(plan, plans, sink, progress, pacer).run()
+        await _Runner(plan, plans, sink, progress, pacer, connect).run()
         outer.cancel_scope.cancel()

@@ -27,7 +27,7 @@ from ..protocol.validate import check_server_event
 from ..ws.frame import OutFrame
 from . import transport
 from .pacer import Paced, Pacer, spread_phase
-from .transport import CloseReason, ConnectionClosed, WsClient
+from .transport import CloseReason, Connect, ConnectionClosed, WsClient
 from .workload import ChunkPlan
 
 
@@ -137,8 +137,10 @@ class ClientSession:
         stop_at: float | None = None,
         progress: SessionObserver | None = None,
         pacer: Pacer | None = None,
+        connect: Connect = transport.open_connection,
     ) -> None:
         self.idx = idx
+        self.connect = connect  # the transport seam: tests connect in memory on a mock clock
         self.attempt = attempt
         self.clock = clock
         self.target = target
@@ -216,7 +218,7 @@ class ClientSession:
 
     async def _run(self, sc: Scenario, t_c0: float) -> None:
         try:
-            async with transport.open_connection(self.target, sc.connect_timeout_s) as ws:
+            async with self.connect(self.target, sc.connect_timeout_s) as ws:
                 self.connect_ms = (trio.current_time() - t_c0) * 1000.0
                 if self.progress is not None:
                     self.progress.session_connected()

@@ -8,8 +8,8 @@ errors carry the status and the server's message, not the request.
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from urllib.parse import urlsplit
 
 import orjson
@@ -18,7 +18,7 @@ import trio
 from ..config.auth import AuthError
 from ..config.scenario import Target
 from ..ws import client as wsclient
-from ..ws.client import CloseReason, ConnectionClosed, WsClient
+from ..ws.client import CloseReason, ConnectionClosed, Dial, WsClient
 
 #: Realtime events can be large (item retrieval with audio); do not cap below the 15 MiB append.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
@@ -51,13 +51,15 @@ def _describe_body(body: bytes | None) -> tuple[str | None, str]:
 
 @asynccontextmanager
 async def open_connection(
-    target: Target, timeout_s: float, ssl_context: ssl.SSLContext | None = None
+    target: Target, timeout_s: float, ssl_context: ssl.SSLContext | None = None, *,
+    dial: Dial = trio.open_tcp_stream,
 ) -> AsyncIterator[WsClient]:
     """Open the target's WebSocket; raise HandshakeFailed with the server's reason on refusal.
 
     ``wss://`` uses TLS with the system's default context (``ssl_context`` replaces it, for
     tests with a private CA). Only failures of the handshake itself are translated; errors
-    from the body pass through. Leaving the block closes the connection.
+    from the body pass through. Leaving the block closes the connection. ``dial`` opens the
+    byte stream under the WebSocket (TCP; an in-memory stream in tests, see ``ws.memory``).
     """
     if urlsplit(target.url).scheme == "wss" and ssl_context is None:
         ssl_context = ssl.create_default_context()
@@ -74,7 +76,7 @@ async def open_connection(
     try:
         with trio.fail_after(timeout_s):
             ws = await wsclient.connect(target.url, headers=list(pairs), ssl_context=ssl_context,
-                                        max_message_bytes=MAX_MESSAGE_BYTES)
+                                        max_message_bytes=MAX_MESSAGE_BYTES, dial=dial)
     except wsclient.Rejected as exc:
         code, message = _describe_body(exc.body)
         raise HandshakeFailed(exc.status, code, message) from None
@@ -104,10 +106,17 @@ async def open_connection(
         raise
 
 
+#: How a session opens its target's WebSocket: ``connect(target, timeout_s)`` is an async
+#: context manager around the open connection that raises :class:`HandshakeFailed` on refusal.
+#: The product uses :func:`open_connection` over TCP; tests pass it with an in-memory ``dial``
+#: so sessions run against the simulator on a mock clock (a seam, not a second transport).
+Connect = Callable[[Target, float], AbstractAsyncContextManager[WsClient]]
+
+
 def _host(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
 
 
-__all__ = ["MAX_MESSAGE_BYTES", "CloseReason", "ConnectionClosed", "HandshakeFailed", "WsClient",
-           "open_connection"]
+__all__ = ["MAX_MESSAGE_BYTES", "CloseReason", "Connect", "ConnectionClosed", "HandshakeFailed",
+           "WsClient", "open_connection"]

@@ -11,6 +11,8 @@ import functools
 import random
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,8 @@ from ..protocol import Connection, Dialect, ProtocolViolation, Role
 # The lean server (same API as the trio-websocket subset used here, no reader task per
 # connection; see wsserver.py for the profile that motivated it).
 from ..ws import server as wsserver
+from ..ws.client import Dial
+from ..ws.memory import MemoryListener
 from . import payloads
 from .alarms import Alarms, Sleeper
 from .behaviour import Close, Injected, Raw, SimSession
@@ -152,22 +156,46 @@ class SimServer:
         return self.stats.injected
 
     async def serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+        """Serve on ``config.host:config.port`` until cancelled; started with the port."""
+        async with self._running() as nursery:
+            server = await nursery.start(functools.partial(
+                wsserver.serve_websocket, self._handle, self.config.host,
+                self.config.port, None))
+            self.port = server.port
+            self._start_tasks(nursery)
+            task_status.started(server.port)
+
+    async def serve_in_memory(
+        self, *, task_status: trio.TaskStatus[Dial] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Serve with no socket until cancelled; started with the :data:`Dial` that connects.
+
+        Every connection dialed goes through the same handshake handler and session logic as
+        over TCP (see :mod:`rtbench.ws.memory`), so tests can run it on a mock clock.
+        """
+        async with self._running() as nursery:
+            listener = MemoryListener(self._handle, nursery)
+            self._start_tasks(nursery)
+            task_status.started(listener.dial)
+            await trio.sleep_forever()
+
+    @asynccontextmanager
+    async def _running(self) -> AsyncIterator[trio.Nursery]:
         try:
             async with trio.open_nursery() as nursery:
-                server = await nursery.start(functools.partial(
-                    wsserver.serve_websocket, self._handle, self.config.host,
-                    self.config.port, None))
-                self.port = server.port
-                nursery.start_soon(self.alarms.run)
-                gc_schedule = ScheduledGc(idle=lambda: self.stats.active == 0,
-                                          pauses=self.stats.gc_pauses)
-                nursery.start_soon(gc_schedule.run)
-                if self.config.stats_file is not None:
-                    nursery.start_soon(self._write_stats_periodically, self.config.stats_file)
-                task_status.started(server.port)
+                yield nursery
         finally:
             if self.config.stats_file is not None:
                 self.stats.write(self.config.stats_file)
+
+    def _start_tasks(self, nursery: trio.Nursery) -> None:
+        """The server-wide tasks beside the listener: alarms, GC schedule, stats file."""
+        nursery.start_soon(self.alarms.run)
+        gc_schedule = ScheduledGc(idle=lambda: self.stats.active == 0,
+                                  pauses=self.stats.gc_pauses)
+        nursery.start_soon(gc_schedule.run)
+        if self.config.stats_file is not None:
+            nursery.start_soon(self._write_stats_periodically, self.config.stats_file)
 
     async def _write_stats_periodically(self, path: Path) -> None:
         while True:

@@ -24,7 +24,7 @@ import contextlib
 import os
 import ssl
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import cast
 from urllib.parse import urlsplit
@@ -55,6 +55,9 @@ RECEIVE_BYTES = 64 * 1024
 CLOSE_WAIT_S = 1.0
 
 OnSent = Callable[[float], None]
+#: Opens the byte stream under a connection to ``(host, port)``: TCP by default, or an
+#: in-memory stream (:mod:`rtbench.ws.memory`) so tests need no socket and can mock the clock.
+Dial = Callable[[str, int], Awaitable[trio.abc.Stream]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,8 +276,11 @@ def _as_bytes(data: bytes | bytearray) -> bytes:
 
 
 async def connect(url: str, *, headers: list[tuple[str, str]], ssl_context: ssl.SSLContext | None,
-                  max_message_bytes: int, subprotocols: tuple[str, ...] = ()) -> WsClient:
+                  max_message_bytes: int, subprotocols: tuple[str, ...] = (),
+                  dial: Dial = trio.open_tcp_stream) -> WsClient:
     """TCP (+ TLS for wss://) and the upgrade; raises Rejected, HandshakeError or OSError.
+
+    ``dial`` opens the stream; sends go straight to the file descriptor only on a TCP socket.
 
     The caller bounds the time (``trio.fail_after``) and then gives the client a nursery
     (:meth:`WsClient.attach`) in which a flush task may run for the connection's lifetime.
@@ -285,9 +291,9 @@ async def connect(url: str, *, headers: list[tuple[str, str]], ssl_context: ssl.
         raise HandshakeError(f"not a WebSocket URL: {parts.scheme}://")
     port = parts.port or (443 if secure else 80)
     host = parts.hostname
-    tcp = await trio.open_tcp_stream(host, port)
+    tcp = await dial(host, port)
     stream: trio.abc.Stream = tcp
-    fd: int | None = tcp.socket.fileno()
+    fd: int | None = tcp.socket.fileno() if isinstance(tcp, trio.SocketStream) else None
     try:
         if secure:
             stream = trio.SSLStream(tcp, ssl_context or ssl.create_default_context(),

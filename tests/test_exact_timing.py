@@ -1,0 +1,300 @@
+"""Timing logic asserted exactly: client sessions against the simulator in memory, mock clock.
+
+Rules of this module (and of every timing test in this suite):
+
+* no socket: sessions reach the simulator through ``conftest.memory_sim`` (the real client and
+  server code over an in-memory stream, ``rtbench.ws.memory``), so nothing here listens;
+  tests that need a real socket live elsewhere, bind 127.0.0.1 on port 0 and are marked
+  ``integration``;
+* time is ``trio.testing.MockClock(autojump_threshold=0)`` (the ``autojump_clock`` fixture):
+  no time passes but what the simulator's profile injects, so every latency is asserted to the
+  microsecond (``US``) of the injected value, and a test takes milliseconds of wall time;
+* where the measured value is not the injected one, the comment derives it (chunk and VAD
+  frame boundaries) and the test asserts the derived value, just as exactly;
+* every run is bounded by ``trio.fail_after`` in virtual seconds, so a hang fails, not stalls.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+from pathlib import Path
+from typing import NamedTuple
+
+import pandas as pd
+import pytest
+import trio
+import trio.testing
+
+from rtbench.client.engine import RunPlan, run_sessions
+from rtbench.client.loadmodel import LoadModel, backoff_s
+from rtbench.client.workload import ChunkPlan, load_utterance, plan_chunks
+from rtbench.config.scenario import Scenario, Target
+from rtbench.protocol import Dialect, TurnDetection
+from rtbench.results.store import RunStore, load_sessions
+from rtbench.sim import Dist, FaultPlan, FaultRule, Profile
+from rtbench.sim.server import SimServer
+
+from conftest import memory_sim
+
+#: One microsecond, in the milliseconds the records are kept in.
+US = 1e-3
+TARGET = Target(name="sim", url="ws://sim.invalid/v1/realtime?model=m")  # dialled in memory
+_PLANS: dict[tuple[str, int], ChunkPlan] = {}
+
+
+def plans(sc: Scenario, *names: str) -> list[ChunkPlan]:
+    """Chunk plans of the named utterances, read once per module (not once per test)."""
+    for name in names:
+        if (name, sc.chunk_ms) not in _PLANS:
+            _PLANS[name, sc.chunk_ms] = plan_chunks(load_utterance(sc.audio_dir / f"{name}.wav"),
+                                                    sc.chunk_ms)
+    return [_PLANS[name, sc.chunk_ms] for name in names]
+
+
+def vad(sc: Scenario, silence_ms: int = 200) -> Scenario:
+    return replace(sc, session=replace(sc.session, turn_detection=TurnDetection(
+        silence_duration_ms=silence_ms)))
+
+
+class Run(NamedTuple):
+    turns: pd.DataFrame
+    errors: pd.DataFrame
+    sessions: pd.DataFrame
+    server: SimServer
+    store: RunStore
+
+
+async def run(sc: Scenario, profile: Profile, tmp_path: Path, utterances: list[ChunkPlan],
+              sessions: int = 1, model: LoadModel | None = None, faults: FaultPlan | None = None,
+              target: Target = TARGET) -> Run:
+    """Run ``sessions`` against an in-memory simulator; the turns, errors and sessions tables."""
+    store = RunStore(tmp_path, "run", {})
+    options = {} if faults is None else {"faults": faults}
+    with trio.fail_after(600):  # virtual seconds
+        async with memory_sim(profile, **options) as (server, connect):
+            await run_sessions(RunPlan(sc, [target], sessions, model), utterances, store,
+                               connect=connect)
+    turns, errors = store.finalize("complete")
+    return Run(turns, errors, load_sessions(store.dir), server, store)
+
+
+def speech_end_frame(plan: ChunkPlan) -> int:
+    """The utterance's last 10 ms VAD frame with speech (what the server's VAD sees last)."""
+    return int(plan.utterance.speech_end_ms) // 10 - 1
+
+
+async def test_ttfa_vad_and_connect_are_exactly_what_the_profile_injects(
+        autojump_clock: trio.testing.MockClock, scenario: Scenario, tmp_path: Path) -> None:
+    sc = replace(vad(scenario), turns_per_session=2, trailing_silence_ms=300, think_time_ms=50)
+    profile = Profile(handshake=Dist(30.0), vad_delay=Dist(25.0), first_audio=Dist(450.0),
+                      response_audio_ms=400, delta_ms=100, realtime_factor=4.0)
+    turns, errors, sessions, _, store = await run(sc, profile, tmp_path,
+                                                  plans(sc, "en_weather", "en_timer"), sessions=3)
+    assert len(errors) == 0, errors.to_dict("records")
+    assert len(turns) == 6 and (turns["status"] == "ok").all()
+    assert turns["session_id"].str.startswith("sess_").all()
+    assert (turns["output_tokens"] > 0).all()
+    # TTFA: the simulator anchors first audio at the arrival of the chunk holding the end of
+    # speech, which is the chunk rtbench stamps T_eos on; nothing else passes in between.
+    assert turns["ttfa_ms"].tolist() == pytest.approx([450.0] * 6, abs=US)
+    # VAD: the 200 ms window is a whole number of 20 ms chunks (10 frames of 10 ms = 10
+    # chunks), so the stop is decided at the arrival of the chunk exactly 200 ms after the
+    # end-of-speech chunk; speech_stopped then leaves vad_delay (25 ms) later.
+    assert turns["vad_ms"].tolist() == pytest.approx([225.0] * 6, abs=US)
+    # 4 deltas of 100 ms generated at 4× real time take 25 ms each; response.done follows
+    # the generation of the last: 4 × 25 ms after first audio
+    assert turns["response_done_ms"].tolist() == pytest.approx([450.0 + 100.0] * 6, abs=US)
+    assert (turns["output_audio_ms"] == 400).all()
+    hist = store.recorder.series("sim", "ttfa_ms").histogram
+    assert hist.get_total_count() == 6
+    assert hist.get_value_at_percentile(50) / 1000 == pytest.approx(450.0, rel=1e-3)  # HDR: 3 digits
+    # the handshake takes exactly the injected 30 ms; session.created comes with the 101
+    assert turns["connect_ms"].tolist() == pytest.approx([30.0] * 6, abs=US)
+    assert turns["session_created_ms"].tolist() == pytest.approx([30.0] * 6, abs=US)
+    assert sessions["connect_ms"].tolist() == pytest.approx([30.0] * 3, abs=US)
+    # audio left exactly on its schedule: the pacer is never late on a mock clock
+    assert (turns["send_lateness_max_ms"] == 0.0).all()
+
+
+@pytest.mark.parametrize(("utterance", "window_ms", "expected_ms"), [
+    ("en_weather", 210, 200.0),  # speech ends with frame 260 (even): 21 frames end in chunk +10
+    ("en_timer", 210, 220.0),    # speech ends with frame 203 (odd): 21 frames end in chunk +11
+    ("en_timer", 200, 200.0),    # an even number of frames is whole chunks whatever the parity
+])
+async def test_vad_delay_is_the_silence_window_rounded_to_the_chunk_it_completes_in(
+        autojump_clock: trio.testing.MockClock, scenario: Scenario, tmp_path: Path,
+        utterance: str, window_ms: int, expected_ms: float) -> None:
+    sc = replace(vad(scenario, window_ms), turns_per_session=1, trailing_silence_ms=500,
+                 think_time_ms=0)
+    [plan] = plans(sc, utterance)
+    # Derivation: the VAD decides "stopped" on frame L + S (L: last speech frame, S: window
+    # in 10 ms frames), which arrives in chunk (L + S) // 2; T_eos is the send of chunk L // 2.
+    frames = window_ms // 10
+    last = speech_end_frame(plan)
+    assert ((last + frames) // 2 - last // 2) * sc.chunk_ms == expected_ms
+    assert plan.eos_chunk == last // 2
+    turns, errors, *_ = await run(sc, Profile(first_audio=Dist(400.0), response_audio_ms=100),
+                                    tmp_path, [plan])
+    assert len(errors) == 0 and (turns["status"] == "ok").all()
+    assert turns["vad_ms"].tolist() == pytest.approx([expected_ms], abs=US)
+    # the server reports the end of speech plus the window, on its own input timeline
+    assert turns["audio_end_ms"].tolist() == [(last + 1) * 10 + window_ms]
+    assert turns["ttfa_ms"].tolist() == pytest.approx([400.0], abs=US)
+
+
+async def test_first_audio_never_precedes_the_vad_decision(
+        autojump_clock: trio.testing.MockClock, scenario: Scenario, tmp_path: Path) -> None:
+    sc = replace(vad(scenario, 500), turns_per_session=1, trailing_silence_ms=600,
+                 think_time_ms=0)
+    # 300 ms after the end of speech is before the 500 ms window closes: the first delta
+    # follows the decision at once, so TTFA is the VAD delay, not the injected value
+    turns, errors, *_ = await run(sc, Profile(first_audio=Dist(300.0), response_audio_ms=100),
+                                    tmp_path, plans(sc, "en_weather"))
+    assert len(errors) == 0
+    assert turns["vad_ms"].tolist() == pytest.approx([500.0], abs=US)
+    assert turns["ttfa_ms"].tolist() == pytest.approx([500.0], abs=US)
+
+
+async def test_manual_mode_measures_ttfa_from_the_commit(
+        autojump_clock: trio.testing.MockClock, scenario: Scenario, tmp_path: Path) -> None:
+    sc = replace(scenario, turns_per_session=2, trailing_silence_ms=100, think_time_ms=50,
+                 session=replace(scenario.session, turn_detection=None))
+    turns, errors, *_ = await run(sc, Profile(first_audio=Dist(350.0), response_audio_ms=300),
+                                    tmp_path, plans(sc, "en_timer", "en_weather"), sessions=2)
+    assert len(errors) == 0, errors.to_dict("records")
+    assert (turns["status"] == "ok").all() and len(turns) == 4
+    assert set(turns["turn_mode"]) == {"manual"}
+    assert turns["vad_ms"].isna().all()  # no server VAD in manual mode
+    # the commit goes right after the last chunk; the server anchors at its arrival
+    assert turns["ttfa_ms"].tolist() == pytest.approx([350.0] * 4, abs=US)
+
+
+@pytest.mark.parametrize(("eagerness", "window_ms"), [("high", 300), ("low", 1200)])
+async def test_semantic_vad_turns_are_labelled_and_use_the_eagerness_window(
+        autojump_clock: trio.testing.MockClock, scenario: Scenario, tmp_path: Path,
+        eagerness: str, window_ms: int) -> None:
+    sc = replace(scenario, turns_per_session=1, trailing_silence_ms=1300, think_time_ms=0,
+                 session=replace(scenario.session, turn_detection=TurnDetection(
+                     type="semantic_vad", eagerness=eagerness)))
+    turns, errors, *_ = await run(sc, Profile(first_audio=Dist(1500.0), response_audio_ms=200),
+                                    tmp_path, plans(sc, "en_timer", "en_weather"), sessions=2)
+    assert len(errors) == 0 and (turns["status"] == "ok").all()
+    assert set(turns["turn_mode"]) == {"semantic_vad"}
+    # the simulator stands in for semantic VAD with an eagerness window (whole chunks here)
+    assert turns["vad_ms"].tolist() == pytest.approx([float(window_ms)] * 2, abs=US)
+    assert turns["ttfa_ms"].tolist() == pytest.approx([1500.0] * 2, abs=US)
+
+
+async def test_barge_in_interrupts_truncates_and_measures(
+        autojump_clock: trio.testing.MockClock, scenario: Scenario, tmp_path: Path) -> None:
+    # 310 ms, not 300: the barge-in then starts between two chunk deadlines (no tie between
+    # the turn loop and the pacer at one instant, whose order trio does not promise)
+    sc = replace(vad(scenario), turns_per_session=2, trailing_silence_ms=100, think_time_ms=0,
+                 barge_in_after_ms=310)
+    # long responses streamed at real time, so the user interrupts mid-response
+    profile = Profile(first_audio=Dist(400.0), response_audio_ms=6000, delta_ms=100,
+                      realtime_factor=1.0)
+    utterances = plans(sc, "en_timer", "en_weather")
+    turns, errors, _, _, store = await run(sc, profile, tmp_path, utterances, sessions=2)
+    assert len(errors) == 0, errors.to_dict("records")
+    assert store.recorder.series("sim", "interrupt_ms").histogram.get_total_count() == 2
+    first = turns[turns["turn_idx"] == 0]
+    second = turns[turns["turn_idx"] == 1]
+    assert first["barge_in"].all() and (first["status"] == "ok").all()
+    assert (first["response_status"] == "cancelled").all()
+    assert (first["status_reason"] == "turn_detected").all()
+    assert first["truncated"].all()
+    assert first["ttfa_ms"].tolist() == pytest.approx([400.0] * 2, abs=US)
+    # The barging turn begins 310 ms after first audio, 10 ms before a chunk deadline
+    # (first audio falls on the session's chunk grid: T_eos plus 400 ms); its chunk 0 leaves
+    # 10 ms later, and its first speech chunk (speech_start_chunk) k chunks after that.
+    for _, row in first.iterrows():
+        nxt = utterances[(int(row["session_idx"]) + 1) % 2]
+        heard_ms = 310 + 10 + nxt.speech_start_chunk * sc.chunk_ms
+        # the server's VAD hears speech in that very chunk and cancels at once: the client
+        # stops "playing" and truncates at what it played by then, to the millisecond
+        # ... to the millisecond below: TurnTracker.played_ms truncates with int(), and the
+        # float difference of the two virtual times, 0.42 s, is 419.99999999999994 ms. A whole
+        # millisecond is lost whenever the true value is whole (found by this test; the
+        # protocol layer owns the rounding).
+        assert row["truncate_audio_end_ms"] == heard_ms - 1
+        assert row["interrupt_ms"] == pytest.approx(0.0, abs=US)
+        # deltas are 100 ms each at real time: the one in flight at the cancel is residual
+        assert row["audio_stop_ms"] == pytest.approx(-(heard_ms % 100), abs=US)
+        assert row["residual_audio_ms"] == 0
+    assert (~second["barge_in"]).all() and (second["status"] == "ok").all()
+    assert second["ttfa_ms"].tolist() == pytest.approx([400.0] * 2, abs=US)
+
+
+async def test_a_stalled_response_times_out_exactly_at_the_turn_timeout(
+        autojump_clock: trio.testing.MockClock, scenario: Scenario, tmp_path: Path) -> None:
+    sc = replace(vad(scenario), turns_per_session=2, turn_timeout_s=4.0, trailing_silence_ms=300,
+                 think_time_ms=0)
+    faults = FaultPlan((FaultRule("stall", sessions=frozenset({1})),))
+    turns, errors, _, server, _ = await run(sc, Profile(first_audio=Dist(300.0), response_audio_ms=100),
+                                         tmp_path, plans(sc, "en_timer"), faults=faults)
+    assert server.injected["stall"] == 1
+    stalled = turns[turns["turn_idx"] == 0].iloc[0]
+    assert stalled["status"] == "timeout" and pd.isna(stalled["ttfa_ms"])
+    [timeout] = errors[errors["code"] == "turn_timeout"].to_dict("records")
+    assert timeout["phase"] == "turn" and timeout["kind"] == "timeout"
+    # the turn's clock starts when its audio starts; it gives up exactly turn_timeout_s later
+    assert (timeout["t_s"] - stalled["t_start_s"]) * 1000.0 == pytest.approx(4000.0, abs=US)
+
+
+async def test_retries_back_off_exactly_as_drawn_and_the_last_attempt_connects(
+        autojump_clock: trio.testing.MockClock, scenario: Scenario, tmp_path: Path) -> None:
+    sc = replace(vad(scenario), turns_per_session=1, trailing_silence_ms=300, think_time_ms=0)
+    model = LoadModel(sessions=1, retries=3, backoff_s=0.5, backoff_max_s=8.0, seed=7)
+    # connections 1 and 2 are refused with 429 (retryable) after the 30 ms handshake
+    faults = FaultPlan((FaultRule("handshake_429", sessions=frozenset({1, 2})),))
+    profile = Profile(handshake=Dist(30.0), first_audio=Dist(300.0), response_audio_ms=100)
+    turns, errors, sessions, *_ = await run(sc, profile, tmp_path, plans(sc, "en_timer"),
+                                           model=model, faults=faults)
+    assert list(errors["code"]) == ["rate_limit_exceeded"] * 2, errors.to_dict("records")
+    assert list(sessions["attempt"]) == [0, 1, 2]
+    assert list(sessions["retried"]) == [True, True, False]
+    assert list(sessions["status"]) == ["failed", "failed", "ok"]
+    # the backoffs are the model's jittered draws, replayed from the same seed
+    rng = random.Random(model.seed)
+    start, expected = 0.0, []
+    for attempt in range(3):
+        expected.append(start)
+        start += 0.030 + backoff_s(model, attempt + 1, rng)
+    assert sessions["start_s"].tolist() == pytest.approx(expected, abs=1e-9)
+    # a retry is intended when its backoff ends: no start lag
+    assert sessions["start_lag_ms"].tolist() == pytest.approx([0.0] * 3, abs=US)
+    assert (errors["t_s"] - sessions["start_s"][:2].to_numpy()).tolist() == pytest.approx(
+        [0.030] * 2, abs=1e-9)
+    assert turns["ttfa_ms"].tolist() == pytest.approx([300.0], abs=US)
+
+
+async def test_open_arrivals_start_on_time_and_over_the_cap_are_dropped(
+        autojump_clock: trio.testing.MockClock, scenario: Scenario, tmp_path: Path) -> None:
+    sc = replace(vad(scenario), turns_per_session=1, trailing_silence_ms=300, think_time_ms=0)
+    # each session lasts ~2.9 s (2 s of speech, VAD, TTFA, trailing silence): at 4 arrivals a
+    # second and a cap of 6, arrivals 7 and 8 find six running and are dropped
+    model = LoadModel(kind="open", sessions=6, rate_per_s=4, total_sessions=8)
+    _, errors, sessions, *_ = await run(sc, Profile(first_audio=Dist(300.0), response_audio_ms=100),
+                                       tmp_path, plans(sc, "en_timer"), model=model)
+    assert len(errors) == 0
+    sessions = sessions.sort_values("slot")
+    assert sessions["intended_start_s"].tolist() == pytest.approx(
+        [k * 0.25 for k in range(8)], abs=1e-9)
+    assert list(sessions["status"]) == ["ok"] * 6 + ["dropped"] * 2
+    started = sessions[sessions["status"] == "ok"]
+    assert started["start_lag_ms"].tolist() == pytest.approx([0.0] * 6, abs=US)
+
+
+async def test_beta_dialect_on_the_azure_preview_path(
+        autojump_clock: trio.testing.MockClock, scenario: Scenario, tmp_path: Path) -> None:
+    sc = replace(vad(scenario), turns_per_session=1, trailing_silence_ms=300, think_time_ms=0)
+    target = Target(name="azure-preview", dialect=Dialect.BETA, url=(
+        "ws://sim.invalid/openai/realtime?api-version=2025-04-01-preview"
+        "&deployment=gpt-4o-mini-realtime-preview"))
+    turns, errors, *_ = await run(sc, Profile(first_audio=Dist(300.0), response_audio_ms=200),
+                                  tmp_path, plans(sc, "en_timer", "en_weather"), sessions=2,
+                                  target=target)
+    assert len(errors) == 0 and (turns["status"] == "ok").all() and len(turns) == 2
+    assert turns["ttfa_ms"].tolist() == pytest.approx([300.0] * 2, abs=US)

@@ -117,6 +117,8 @@ def test_one_off_flags_and_dialect_mismatch_is_explained(
     assert f"every session failed during set-up: {PREVIEW_HINT}" in proc.stderr
     errors = pd.read_parquet(tmp_path / "mismatch" / "errors.parquet")
     assert list(errors["code"]) == ["unknown_parameter"] * 2
+    # A --url target is labelled from its URL: region local, model the deployment.
+    assert set(zip(errors["region"], errors["model"], strict=True)) == {("local", "d")}
 
 
 @pytest.mark.parametrize(("args", "env", "message"), [

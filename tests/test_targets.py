@@ -161,3 +161,11 @@ def test_targets_file_errors_and_selection(tmp_path: Path) -> None:
             load_targets(f)
     with pytest.raises(ConfigError, match="targets file not found"):
         load_targets(tmp_path / "missing.toml")
+
+
+def test_a_url_target_is_labelled_from_its_query_and_region_local() -> None:
+    from rtbench.commands.targetflags import model_from_url
+
+    assert model_from_url("wss://api.openai.com/v1/realtime?model=gpt-realtime-2") == "gpt-realtime-2"
+    assert model_from_url("wss://x.openai.azure.com/openai/realtime?api-version=v&deployment=d1") == "d1"
+    assert model_from_url("ws://127.0.0.1:1/v1/realtime") is None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 from ..client.engine import INTERLEAVE
 from ..config.auth import DEFAULT_ENTRA_SCOPE
@@ -83,13 +84,20 @@ def resolve_targets(ns: argparse.Namespace) -> list[Target] | None:
         specs = [_one_off(ns)]
     elif ns.url is not None:
         check_url(ns.url, "--url", insecure=ns.allow_insecure)
-        model = ns.model or "unknown"
-        return [Target(name=ns.name or f"{ns.region or 'default'}/{model}", url=ns.url,
-                       dialect=Dialect(ns.dialect), region=ns.region or "default", model=model,
+        model = ns.model or model_from_url(ns.url) or "unknown"
+        region = ns.region or "local"
+        return [Target(name=ns.name or f"{region}/{model}", url=ns.url,
+                       dialect=Dialect(ns.dialect), region=region, model=model,
                        provider="custom")]
     else:
         return None
     return [resolve(s, allow_insecure=ns.allow_insecure) for s in specs]
+
+
+def model_from_url(url: str) -> str | None:
+    """The model label a URL names: its ``model`` query (OpenAI) or ``deployment`` (Azure)."""
+    query = dict(parse_qsl(urlsplit(url).query))
+    return query.get("model") or query.get("deployment") or None
 
 
 def total_sessions(ns: argparse.Namespace, n_targets: int) -> int:

@@ -98,7 +98,13 @@ def test_sigterm_stops_within_2s_and_keeps_completed_turns(tmp_path: Path,
     journaled = len(journal.read_text().splitlines())
     turns = pd.read_parquet(tmp_path / "sig" / "turns.parquet")
     assert len(turns) == journaled >= 4
-    assert (tmp_path / "sig" / "summary.csv").exists()
+    # Honest accounting: the sessions cut short have their rows, their unplayed turns are
+    # "not run", and a run with no error shows no error rate.
+    sessions = pd.read_parquet(tmp_path / "sig" / "sessions.parquet")
+    assert len(sessions) == 4 and set(sessions["status"]) == {"stopped"}
+    summary = pd.read_csv(tmp_path / "sig" / "summary.csv")
+    assert (turns["status"] == "ok").all() and summary.loc[0, "error_rate"] == 0.0
+    assert summary.loc[0, "turns_not_run"] == 4 * 50 - len(turns)
 
 
 def test_kill_9_then_report_recovers_every_journaled_turn(tmp_path: Path,

@@ -37,3 +37,18 @@ def test_an_incomplete_run_says_so_in_one_line() -> None:
     line = status_line(GateResult("r", "partial", 3, [], None, False, "shard_failure"))
     assert line is not None and "partial (shard_failure)" in line and "exit 5" in line
     assert status_line(GateResult("r", "complete", 3)) is None
+
+
+def test_turns_a_stopped_run_never_started_are_not_run_not_failed() -> None:
+    import pandas as pd
+
+    from rtbench.metrics.tallies import TargetInfo, not_run_turns
+
+    sessions = pd.DataFrame([
+        {"target": "t", "status": "stopped", "retried": False, "turns_ok": 1, "turns_failed": 0},
+        {"target": "t", "status": "failed", "retried": False, "turns_ok": 0, "turns_failed": 1},
+        {"target": "t", "status": "ok", "retried": False, "turns_ok": 3, "turns_failed": 0},
+    ])
+    targets = [TargetInfo("t", "r", "m", 4)]   # the 4th planned session never began
+    assert not_run_turns(sessions, targets, 3, stopped=True) == {"t": 2 + 3}
+    assert not_run_turns(sessions, targets, 3, stopped=False) == {"t": 2}

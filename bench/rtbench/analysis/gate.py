@@ -32,7 +32,7 @@ import pandas as pd
 from ..config.files import read_toml
 from ..config.scenario import ConfigError
 from ..metrics.recorder import ALL_METRICS, GENERATOR, LOOP_LAG, Recorder, new_histogram
-from ..metrics.tallies import Tally, TargetInfo
+from ..metrics.tallies import Tally, TargetInfo, not_run_turns
 
 LATENCIES = (*ALL_METRICS, LOOP_LAG)
 RATES = ("error_rate", "session_error_rate")
@@ -201,10 +201,12 @@ class RunData:
 
     @classmethod
     def from_manifest(cls, manifest: Mapping[str, Any], turns: pd.DataFrame, errors: pd.DataFrame,
-                      recorder: Recorder) -> RunData:
+                      recorder: Recorder, sessions: pd.DataFrame | None = None) -> RunData:
         targets = targets_from_manifest(manifest)
         tps = turns_per_session(manifest)
-        return cls(targets, tps, recorder, Tally.from_tables(turns, errors, targets, tps))
+        skipped = None if sessions is None else not_run_turns(
+            sessions, targets, tps, stopped=manifest.get("status") in ("partial", "aborted"))
+        return cls(targets, tps, recorder, Tally.from_tables(turns, errors, targets, tps, skipped))
 
 
 def targets_from_manifest(manifest: Mapping[str, Any]) -> tuple[TargetInfo, ...]:

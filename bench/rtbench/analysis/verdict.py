@@ -17,7 +17,7 @@ import pandas as pd
 
 from ..config.scenario import ConfigError
 from ..process.exitcodes import EXIT_GATE_FAILED, EXIT_INCOMPLETE, EXIT_NOTHING_MEASURED, EXIT_OK
-from ..results.store import SUMMARY_CSV, load_manifest, load_recorder, load_tables
+from ..results.store import SUMMARY_CSV, load_manifest, load_recorder, load_sessions, load_tables
 from . import baseline as baseline_mod
 from .gate import Budget, RunData, Verdict, evaluate
 from .junit import junit_xml
@@ -100,7 +100,8 @@ class GateResult:
 def judge(run_dir: Path, cfg: GateConfig) -> GateResult:
     manifest = load_manifest(run_dir)
     turns, errors = load_tables(run_dir)
-    data = RunData.from_manifest(manifest, turns, errors, load_recorder(run_dir))
+    data = RunData.from_manifest(manifest, turns, errors, load_recorder(run_dir),
+                                 load_sessions(run_dir))
     verdicts = evaluate(cfg.budgets, data)
     if cfg.baseline is not None:
         load_manifest(cfg.baseline)   # a clear error if it is not a run directory

@@ -162,7 +162,16 @@ class _Runner:
                                         progress=self.progress, pacer=self.pacer,
                                         connect=self.connect)
                 start = trio.current_time()
-                await session.run()
+                try:
+                    await session.run()
+                except trio.Cancelled:
+                    # The run is stopping (signal, abort, disk full): the session still gets its
+                    # row, marked stopped, so its unplayed turns count as not run, not failed.
+                    record = session.record(slot, intended - self.t0, start - self.t0)
+                    if record.status == "ok":
+                        record.status = "stopped"
+                    self.sink.session(record)
+                    raise
                 record = session.record(slot, intended - self.t0, start - self.t0)
                 record.retried = attempt < self.model.retries and session.retryable_failure()
                 self.sink.session(record)

@@ -91,7 +91,7 @@ class SessionRecord:
     session_created_ms: float | None
     turns_ok: int = 0
     turns_failed: int = 0
-    status: str = "ok"               # ok | failed | dropped
+    status: str = "ok"               # ok | failed | dropped | stopped (the run stopped first)
     end_code: str | None = None      # first non-benign error code, if any
     severity: str | None = None      # of that error
     retried: bool = False            # a retry attempt followed this one

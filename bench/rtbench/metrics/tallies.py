@@ -61,7 +61,10 @@ class Tally:
 
     @classmethod
     def from_tables(cls, turns: pd.DataFrame, errors: pd.DataFrame,
-                    targets: Sequence[TargetInfo], turns_per_session: int) -> Tally:
+                    targets: Sequence[TargetInfo], turns_per_session: int,
+                    not_run: Mapping[str, int] | None = None) -> Tally:
+        """``not_run``: per target, planned turns that never started because the run stopped
+        first (see :func:`not_run_turns`); they are not unattempted failures."""
         tally = cls()
         for target, status in zip(turns["target"], turns["status"], strict=True):
             tally.add_turn(str(target), str(status))
@@ -72,5 +75,25 @@ class Tally:
         for info in targets:
             t = tally.of(info.name)
             t.turns_unattempted = max(
-                0, info.sessions * turns_per_session - t.turns_ok - t.turns_failed)
+                0, info.sessions * turns_per_session - t.turns_ok - t.turns_failed
+                - (not_run or {}).get(info.name, 0))
         return tally
+
+
+def not_run_turns(sessions: pd.DataFrame, targets: Sequence[TargetInfo], turns_per_session: int,
+                  stopped: bool) -> dict[str, int]:
+    """Per target, the planned turns a stopped run never started: the rest of each session
+    marked ``stopped`` and, when the run stopped, the turns of planned sessions that never
+    began. A session that failed keeps its unplayed turns as failures."""
+    out: dict[str, int] = {}
+    if "status" not in sessions:
+        return out
+    final = sessions[(sessions["status"] != "dropped") & ~sessions["retried"].astype(bool)]
+    for info in targets:
+        mine = final[final["target"] == info.name]
+        cut = mine[mine["status"] == "stopped"]
+        n = int((turns_per_session - cut["turns_ok"] - cut["turns_failed"]).clip(lower=0).sum())
+        if stopped:
+            n += max(0, info.sessions - len(mine)) * turns_per_session
+        out[info.name] = n
+    return out

@@ -27,8 +27,9 @@ def summarize(
     ``error_rate`` = (failed turns + turns lost by sessions that failed before their first turn)
     over (turns + those lost turns): a session refused at connect counts as all its turns
     failed. Retried attempts are counted in ``retries`` and do not count twice; dropped arrivals
-    (open model at its concurrency cap) are reported apart. Without a sessions table, the
-    manifest's planned session counts are used.
+    (open model at its concurrency cap) are reported apart, and so are the turns a session never
+    played because the run stopped first (``turns_not_run``: not errors). Without a sessions
+    table, the manifest's planned session counts are used.
     """
     groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for t in targets:
@@ -48,6 +49,9 @@ def summarize(
             lost = final[(final["status"] == "failed")
                          & (final["turns_ok"] + final["turns_failed"] == 0)]
             lost_turns = len(lost) * turns_per_session
+            stopped = final[final["status"] == "stopped"]
+            not_run = int((turns_per_session - stopped["turns_ok"] - stopped["turns_failed"])
+                          .clip(lower=0).sum())
             retries = int((attempts["attempt"] > 0).sum())
             dropped = int((gs["status"] == "dropped").sum())
             start_lag_p99 = float(attempts["start_lag_ms"].quantile(0.99)) if len(
@@ -55,7 +59,7 @@ def summarize(
         else:
             n_sessions = sum(int(m["sessions"]) for m in members)
             lost_turns = n_sessions * turns_per_session - len(gt)
-            retries = dropped = 0
+            retries = dropped = not_run = 0
             start_lag_p99 = float("nan")
         failed_sessions = real["session_idx"].nunique() if len(real) else 0
         denominator = len(gt) + lost_turns
@@ -71,6 +75,7 @@ def summarize(
             "dropped": dropped,
             "turns": len(gt),
             "turns_ok": ok,
+            "turns_not_run": not_run,
             "errors": len(real),
             "error_rate": (1.0 - ok / denominator) if denominator else float("nan"),
             "session_error_rate": failed_sessions / n_sessions if n_sessions else float("nan"),

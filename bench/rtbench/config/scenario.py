@@ -62,6 +62,9 @@ class Target:
     provider: str = "simulator"
     headers: tuple[tuple[str, str], ...] = ()
     auth: HeaderSource | None = field(default=None, repr=False, compare=False)
+    #: PEM file of the CA(s) that wss:// trusts instead of the system's (a private CA, the
+    #: simulator's self-signed one). A path, not a context: targets are pickled to workers.
+    ca_file: str | None = None
 
 
 _SCENARIO_KEYS = {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import random
+import ssl
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -48,6 +49,8 @@ class SimConfig:
     stats_interval_s: float = 1.0
     #: OpenAI after May 2026: beta-shaped connections on the OpenAI path are refused (4000).
     openai_beta_disabled: bool = False
+    #: Serve wss:// with this context (:mod:`rtbench.sim.tls`); None: plain ws://.
+    ssl_context: ssl.SSLContext | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +159,7 @@ class SimServer:
             async with trio.open_nursery() as nursery:
                 server = await nursery.start(functools.partial(
                     wsserver.serve_websocket, self._handle, self.config.host,
-                    self.config.port, None))
+                    self.config.port, self.config.ssl_context))
                 self.port = server.port
                 nursery.start_soon(self.alarms.run)
                 gc_schedule = ScheduledGc(idle=lambda: self.stats.active == 0,

@@ -77,6 +77,33 @@ async def test_our_close_reaches_a_third_party_server_as_1000_without_the_timeou
 
 
 @pytest.mark.parametrize("secure", [False, True], ids=["ws", "wss"])
+async def test_our_close_reaches_our_server_as_1000(
+        secure: bool, certs: tuple[ssl.SSLContext, Path]) -> None:
+    server_ctx, ca = certs
+    connections: list[wsserver.WebSocketConnection] = []
+    done = trio.Event()
+
+    async def handler(request: wsserver.WebSocketRequest) -> None:
+        ws = await request.accept()
+        connections.append(ws)
+        await ws.deliver(lambda m: None)
+        done.set()
+
+    async with trio.open_nursery() as nursery:
+        server = await nursery.start(wsserver.serve_websocket, handler, "127.0.0.1", 0,
+                                     server_ctx if secure else None)
+        async with open_connection(target_for(server.port, secure, ca), 5.0) as ws:
+            ws.send_text('{"type":"x"}')
+            t0 = trio.current_time()
+        elapsed = trio.current_time() - t0
+        with trio.fail_after(5):
+            await done.wait()
+        nursery.cancel_scope.cancel()
+    assert connections[0].closed == wsclient.CloseReason(1000)
+    assert elapsed < wsclient.CLOSE_WAIT_S
+
+
+@pytest.mark.parametrize("secure", [False, True], ids=["ws", "wss"])
 async def test_the_servers_close_is_answered_over_tls_too(
         secure: bool, certs: tuple[ssl.SSLContext, Path]) -> None:
     """Our server closes; our client's reply (queued on TLS) must reach it, so the server's

@@ -23,6 +23,26 @@ from ..ws.client import CloseReason, ConnectionClosed, Dial, WsClient
 #: Realtime events can be large (item retrieval with audio); do not cap below the 15 MiB append.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
+#: TLS contexts by CA file (None: the system's trust store, or ``SSL_CERT_FILE`` /
+#: ``SSL_CERT_DIR`` when set, which OpenSSL reads). Built once: loading a trust store costs
+#: milliseconds and memory per context, and every session of a target trusts the same.
+_contexts: dict[str | None, ssl.SSLContext] = {}
+#: The TLS version the first wss:// session of each target negotiated, by target name.
+_tls_versions: dict[str, str] = {}
+
+
+def tls_context(ca_file: str | None) -> ssl.SSLContext:
+    """The shared client context that trusts ``ca_file`` only (None: the default trust)."""
+    ctx = _contexts.get(ca_file)
+    if ctx is None:
+        ctx = _contexts[ca_file] = ssl.create_default_context(cafile=ca_file)
+    return ctx
+
+
+def tls_versions() -> dict[str, str]:
+    """Target name -> TLS version of its first wss:// session in this process (no secrets)."""
+    return dict(_tls_versions)
+
 
 class HandshakeFailed(Exception):
     """The server refused the WebSocket upgrade (HTTP status) or could not be reached."""
@@ -56,13 +76,18 @@ async def open_connection(
 ) -> AsyncIterator[WsClient]:
     """Open the target's WebSocket; raise HandshakeFailed with the server's reason on refusal.
 
-    ``wss://`` uses TLS with the system's default context (``ssl_context`` replaces it, for
-    tests with a private CA). Only failures of the handshake itself are translated; errors
-    from the body pass through. Leaving the block closes the connection. ``dial`` opens the
-    byte stream under the WebSocket (TCP; an in-memory stream in tests, see ``ws.memory``).
+    ``wss://`` verifies the server against the target's ``ca_file``, else the default trust
+    (:func:`tls_context`; ``ssl_context`` replaces it). Only failures of the handshake itself
+    are translated; errors from the body pass through. Leaving the block closes the connection.
+    ``dial`` opens the byte stream under the WebSocket (TCP; an in-memory stream in tests, see
+    ``ws.memory``).
     """
     if urlsplit(target.url).scheme == "wss" and ssl_context is None:
-        ssl_context = ssl.create_default_context()
+        try:
+            ssl_context = tls_context(target.ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise HandshakeFailed(None, "tls_error",
+                                  f"cannot load CA file {target.ca_file}: {exc}") from None
     pairs = target.headers
     if target.auth is not None:
         try:
@@ -92,6 +117,8 @@ async def open_connection(
         cause = exc.__cause__ or exc
         raise HandshakeFailed(None, "tls_error", f"TLS with {_host(target.url)} failed: "
                               f"{cause}") from None
+    if ws.tls_version is not None and target.name not in _tls_versions:
+        _tls_versions[target.name] = ws.tls_version
     try:
         async with trio.open_nursery() as nursery:  # where a flush task runs if sends back up
             ws.attach(nursery)
@@ -119,4 +146,4 @@ def _host(url: str) -> str:
 
 
 __all__ = ["MAX_MESSAGE_BYTES", "CloseReason", "Connect", "ConnectionClosed", "HandshakeFailed",
-           "WsClient", "open_connection"]
+           "WsClient", "open_connection", "tls_context", "tls_versions"]

@@ -4,6 +4,7 @@ embedded simulator."""
 from __future__ import annotations
 
 import argparse
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -133,12 +134,14 @@ def open_targets(ns: argparse.Namespace, extra: dict[str, object]) -> Iterator[l
     model = ns.model or "sim-realtime"
     simulator_from(ns, "sim_")  # fail here, with one line, on a bad profile or fault plan
     sim_args = sim_argv(ns)
-    extra["simulator"] = {"embedded": True, "args": sim_args}
-    with embedded_simulator(sim_args) as base:
-        path = ("/openai/realtime?api-version=2025-04-01-preview&deployment=" + model
-                if dialect is Dialect.BETA else "/v1/realtime?model=" + model)
-        yield [Target(name=ns.name or f"local/{model}", url=base + path, dialect=dialect,
-                      region=ns.region or "local", model=model)]
+    extra["simulator"] = {"embedded": True, "args": sim_args, "tls": ns.sim_tls}
+    with tempfile.TemporaryDirectory(prefix="rtbench-sim-") as folder:
+        ca_file = str(Path(folder) / "ca.pem") if ns.sim_tls else None
+        with embedded_simulator(sim_args, ca_out=ca_file) as base:
+            path = ("/openai/realtime?api-version=2025-04-01-preview&deployment=" + model
+                    if dialect is Dialect.BETA else "/v1/realtime?model=" + model)
+            yield [Target(name=ns.name or f"local/{model}", url=base + path, dialect=dialect,
+                          region=ns.region or "local", model=model, ca_file=ca_file)]
 
 
 def plan_for(ns: argparse.Namespace, scenario: Scenario, targets: list[Target],

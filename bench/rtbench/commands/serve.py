@@ -1,15 +1,25 @@
-"""``rtbench serve``: the Realtime simulator as a standalone server."""
+"""``rtbench serve``: the Realtime simulator as a standalone server.
+
+The first line on stdout is always ``listening on HOST:PORT`` (``rtbench run``'s embedded
+simulator and the tests parse it); with TLS a second line says so and where the CA to trust is.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
+import ssl
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 
 import trio
 
 from ..config.scenario import ConfigError
 from ..sim import SimConfig, SimServer
+from ..sim import tls as simtls
 from .simflags import add_profile_args, simulator_from
 
 HELP = "run the Realtime simulator"
@@ -24,7 +34,49 @@ def add_arguments(serve: argparse.ArgumentParser) -> None:
     serve.add_argument("--openai-beta-disabled", action="store_true",
                        help="behave like OpenAI after May 2026: a beta-shaped connection on "
                             "/v1/realtime gets beta_api_shape_disabled and close 4000")
+    t = serve.add_argument_group("TLS (wss://)")
+    t.add_argument("--tls", choices=["self-signed"], default=None,
+                   help="serve wss:// with a certificate issued at start by a new CA")
+    t.add_argument("--tls-cert", type=Path, default=None, metavar="PEM",
+                   help="serve wss:// with this certificate chain (with --tls-key)")
+    t.add_argument("--tls-key", type=Path, default=None, metavar="PEM",
+                   help="the private key of --tls-cert")
+    t.add_argument("--tls-ca-out", type=Path, default=None, metavar="FILE",
+                   help="--tls self-signed: write the CA certificate here for clients to trust "
+                        "(default: a temporary file, named on the second line of output)")
     add_profile_args(serve)
+
+
+@contextlib.contextmanager
+def tls_from(ns: argparse.Namespace) -> Iterator[tuple[ssl.SSLContext | None, str | None]]:
+    """The server's TLS context and the line that tells the client what to trust."""
+    if ns.tls is not None and (ns.tls_cert or ns.tls_key):
+        raise ConfigError("give --tls self-signed or --tls-cert/--tls-key, not both")
+    if ns.tls_ca_out is not None and ns.tls is None:
+        raise ConfigError("--tls-ca-out is for --tls self-signed")
+    if ns.tls_cert or ns.tls_key:
+        if not (ns.tls_cert and ns.tls_key):
+            raise ConfigError("--tls-cert and --tls-key go together")
+        try:
+            ctx = simtls.from_files(ns.tls_cert, ns.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"--tls-cert/--tls-key: cannot load them: {exc}") from None
+        yield ctx, f"tls: wss://, certificate {ns.tls_cert}"
+        return
+    if ns.tls is None:
+        yield None, None
+        return
+    ctx, ca_pem = simtls.self_signed([ns.host])
+    with contextlib.ExitStack() as cleanup:
+        ca_out = ns.tls_ca_out
+        if ca_out is None:
+            folder = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="rtbench-ca-"))
+            ca_out = Path(folder) / "ca.pem"
+        try:
+            ca_out.write_bytes(ca_pem)
+        except OSError as exc:
+            raise ConfigError(f"--tls-ca-out: cannot write {ca_out}: {exc.strerror}") from None
+        yield ctx, f"tls: wss://, self-signed, trust the CA in {ca_out}"
 
 
 def handle(ns: argparse.Namespace) -> int:
@@ -34,18 +86,23 @@ def handle(ns: argparse.Namespace) -> int:
         if not api_key:
             raise ConfigError(f"--api-key-env: environment variable {ns.api_key_env} is not set")
     profile, faults = simulator_from(ns)
-    server = SimServer(SimConfig(host=ns.host, port=ns.port, profile=profile, api_key=api_key,
-                                 seed=ns.seed, faults=faults, stats_file=ns.stats_file,
-                                 openai_beta_disabled=ns.openai_beta_disabled))
+    with tls_from(ns) as (ssl_context, tls_line):
+        server = SimServer(SimConfig(host=ns.host, port=ns.port, profile=profile,
+                                     api_key=api_key, seed=ns.seed, faults=faults,
+                                     stats_file=ns.stats_file,
+                                     openai_beta_disabled=ns.openai_beta_disabled,
+                                     ssl_context=ssl_context))
 
-    async def main() -> None:
-        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-            async with trio.open_nursery() as nursery:
-                port = await nursery.start(server.serve)
-                print(f"listening on {ns.host}:{port}", flush=True)
-                async for _ in signals:
-                    nursery.cancel_scope.cancel()
-                    break
+        async def main() -> None:
+            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                async with trio.open_nursery() as nursery:
+                    port = await nursery.start(server.serve)
+                    print(f"listening on {ns.host}:{port}", flush=True)
+                    if tls_line is not None:
+                        print(tls_line, flush=True)
+                    async for _ in signals:
+                        nursery.cancel_scope.cancel()
+                        break
 
-    trio.run(main)
+        trio.run(main)
     return 0

@@ -56,6 +56,11 @@ def add_profile_args(p: argparse.ArgumentParser, prefix: str = "") -> None:
                    default=None, metavar="KIND=SEL",
                    help="inject a fault: KIND=PROBABILITY, KIND=every:N or KIND=sessions:A+B, "
                         "then optional ,param=value (repeatable)")
+    if prefix:  # the embedded simulator; ``serve`` has its own TLS flags (certificate files)
+        f.add_argument(f"--{prefix}tls", dest=prefix.replace("-", "_") + "tls",
+                       action="store_true",
+                       help="the embedded simulator serves wss:// with a self-signed "
+                            "certificate, which the client trusts: measures the TLS path")
 
 
 def _value(ns: argparse.Namespace, prefix: str, dest: str) -> Any:

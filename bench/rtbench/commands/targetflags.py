@@ -14,7 +14,16 @@ from urllib.parse import parse_qsl, urlsplit
 from ..client.engine import INTERLEAVE
 from ..config.auth import DEFAULT_ENTRA_SCOPE
 from ..config.scenario import ConfigError, Target
-from ..config.targets import AUTH_METHODS, PROTOCOLS, PROVIDERS, TargetSpec, check_url, load_targets, resolve
+from ..config.targets import (
+    AUTH_METHODS,
+    PROTOCOLS,
+    PROVIDERS,
+    TargetSpec,
+    check_ca_file,
+    check_url,
+    load_targets,
+    resolve,
+)
 from ..protocol import Dialect
 
 #: Flags that describe a one-off target and so need --provider.
@@ -40,6 +49,10 @@ def add_target_args(run: argparse.ArgumentParser) -> None:
     g.add_argument("--scope", default=None, help=f"Entra token scope (default {DEFAULT_ENTRA_SCOPE})")
     g.add_argument("--header", action="append", default=[], metavar="NAME=VALUE",
                    help="extra non-secret header (repeatable)")
+    g.add_argument("--ca-file", default=None, metavar="PEM",
+                   help="wss:// of --url or the one-off target trusts this CA file instead of "
+                        "the system's (in a targets file: ca_file per target; SSL_CERT_FILE "
+                        "replaces the system's for all)")
     g.add_argument("--allow-insecure", action="store_true",
                    help="allow plaintext ws:// to non-loopback hosts")
     g.add_argument("--interleave", choices=INTERLEAVE, default="rr",
@@ -63,7 +76,7 @@ def _headers(raw: list[str]) -> tuple[tuple[str, str], ...]:
 def _one_off(ns: argparse.Namespace) -> TargetSpec:
     opt = {k: getattr(ns, k) for k in ("endpoint", "resource", "model", "deployment", "protocol",
                                        "api_version", "auth", "api_key_env", "scope", "region",
-                                       "name")}
+                                       "name", "ca_file")}
     return TargetSpec(provider=ns.provider, headers=_headers(ns.header),
                       **{k: v for k, v in opt.items() if v is not None})
 
@@ -75,6 +88,9 @@ def resolve_targets(ns: argparse.Namespace) -> list[Target] | None:
         raise ConfigError("--target selects from a targets file: give --targets FILE too")
     if sum(x is not None for x in (ns.targets, ns.provider, ns.url)) > 1:
         raise ConfigError("give only one of --targets, --provider and --url")
+    if ns.ca_file is not None and ns.targets is not None:
+        raise ConfigError("--ca-file is for --url or a one-off target; in a targets file give "
+                          "ca_file per target")
     if given and ns.provider is None:
         raise ConfigError(f"--{given[0].replace('_', '-')} describes a one-off target: "
                           "give --provider too (or use a targets file)")
@@ -84,11 +100,15 @@ def resolve_targets(ns: argparse.Namespace) -> list[Target] | None:
         specs = [_one_off(ns)]
     elif ns.url is not None:
         check_url(ns.url, "--url", insecure=ns.allow_insecure)
+        check_ca_file(ns.ca_file, ns.url, "--ca-file")
         model = ns.model or model_from_url(ns.url) or "unknown"
         region = ns.region or "local"
         return [Target(name=ns.name or f"{region}/{model}", url=ns.url,
                        dialect=Dialect(ns.dialect), region=region, model=model,
-                       provider="custom")]
+                       provider="custom", ca_file=ns.ca_file)]
+    elif ns.ca_file is not None:
+        raise ConfigError("--ca-file needs --url or --provider (the embedded simulator: "
+                          "--sim-tls)")
     else:
         return None
     return [resolve(s, allow_insecure=ns.allow_insecure) for s in specs]

@@ -63,6 +63,9 @@ class Target:
     provider: str = "simulator"
     headers: tuple[tuple[str, str], ...] = ()
     auth: HeaderSource | None = field(default=None, repr=False, compare=False)
+    #: PEM file of the CA(s) that wss:// trusts instead of the system's (a private CA, the
+    #: simulator's self-signed one). A path, not a context: targets are pickled to workers.
+    ca_file: str | None = None
 
 
 #: A silence window beyond a minute never ends a spoken turn; the bound also keeps absurd values

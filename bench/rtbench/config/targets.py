@@ -22,7 +22,7 @@ import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -48,7 +48,7 @@ SECRET_HEADERS = frozenset({"authorization", "api-key"})
 _RESOURCE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})$")
 _SPEC_KEYS = {
     "name", "provider", "region", "endpoint", "resource", "model", "deployment", "protocol",
-    "api_version", "auth", "api_key_env", "scope", "headers", "insecure",
+    "api_version", "auth", "api_key_env", "scope", "headers", "insecure", "ca_file",
 }
 
 
@@ -70,6 +70,8 @@ class TargetSpec:
     scope: str = DEFAULT_ENTRA_SCOPE
     headers: tuple[tuple[str, str], ...] = ()
     insecure: bool = False
+    #: PEM CA file wss:// trusts instead of the system's (relative: to the targets file).
+    ca_file: str | None = None
 
     @property
     def label_model(self) -> str:
@@ -182,6 +184,16 @@ def check_url(url: str, where: str, *, insecure: bool) -> None:
 CredentialFactory = Callable[[], TokenCredential]
 
 
+def check_ca_file(ca_file: str | None, url: str, where: str) -> None:
+    """A CA file exists and goes with a wss:// URL (ws:// has no certificate to check)."""
+    if ca_file is None:
+        return
+    if urlsplit(url).scheme != "wss":
+        raise ConfigError(f"{where}: ca_file is for wss:// URLs, not {url.split('?')[0]}")
+    if not Path(ca_file).is_file():
+        raise ConfigError(f"{where}: ca_file {ca_file} is not a file")
+
+
 def make_auth(spec: TargetSpec, env: Mapping[str, str],
               credential: CredentialFactory = _default_credential) -> HeaderSource | None:
     """The credential provider of ``spec``: key from the environment, Entra token, or none."""
@@ -211,6 +223,7 @@ def resolve(spec: TargetSpec, env: Mapping[str, str] | None = None, *, allow_ins
     """Check ``spec`` completely and build the Target sessions use."""
     url = build_url(spec)
     check_url(url, _where(spec), insecure=spec.insecure or allow_insecure)
+    check_ca_file(spec.ca_file, url, _where(spec))
     for key, _ in spec.headers:
         if key.lower() in SECRET_HEADERS:
             raise ConfigError(f"{_where(spec)}: header {key!r} carries a credential; put the key "
@@ -219,7 +232,7 @@ def resolve(spec: TargetSpec, env: Mapping[str, str] | None = None, *, allow_ins
     return Target(name=spec.display_name, url=url,
                   dialect=Dialect.BETA if spec.protocol == "preview" else Dialect.GA,
                   region=spec.region, model=spec.label_model, provider=spec.provider,
-                  headers=spec.headers, auth=auth)
+                  headers=spec.headers, auth=auth, ca_file=spec.ca_file)
 
 
 # -- targets file ---------------------------------------------------------------------------
@@ -246,7 +259,7 @@ def spec_from_table(table: Mapping[str, Any], where: str) -> TargetSpec:
     insecure = table.get("insecure", False)
     if not isinstance(insecure, bool):
         raise ConfigError(f"{where}.insecure must be true or false")
-    opt = {k: _str(table, k, where) for k in ("protocol", "auth", "scope", "region")}
+    opt = {k: _str(table, k, where) for k in ("protocol", "auth", "scope", "region", "ca_file")}
     return TargetSpec(
         provider=provider, name=_str(table, "name", where), endpoint=_str(table, "endpoint", where),
         resource=_str(table, "resource", where), model=_str(table, "model", where),
@@ -256,6 +269,13 @@ def spec_from_table(table: Mapping[str, Any], where: str) -> TargetSpec:
         headers=tuple((str(k), str(v)) for k, v in headers.items()), insecure=insecure,
         **{k: v for k, v in opt.items() if v is not None},
     )
+
+
+def _relative_to(spec: TargetSpec, folder: Path) -> TargetSpec:
+    """A relative ca_file names a file beside the targets file, wherever rtbench runs."""
+    if spec.ca_file is None or Path(spec.ca_file).is_absolute():
+        return spec
+    return replace(spec, ca_file=str(folder / spec.ca_file))
 
 
 def load_targets(path: Path, only: Sequence[str] = ()) -> list[TargetSpec]:
@@ -268,7 +288,8 @@ def load_targets(path: Path, only: Sequence[str] = ()) -> list[TargetSpec]:
     tables = doc.get("target", [])
     if not isinstance(tables, list) or not tables:
         raise ConfigError(f"{src}: no [[target]] tables")
-    specs = [spec_from_table(t, f"{src}: target[{i}]") for i, t in enumerate(tables)]
+    specs = [_relative_to(spec_from_table(t, f"{src}: target[{i}]"), path.parent)
+             for i, t in enumerate(tables)]
     names = [s.display_name for s in specs]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:

@@ -26,6 +26,7 @@ import pandas as pd
 import trio
 
 from ..client.engine import Monitor, RunPlan, run_sessions
+from ..client.transport import tls_versions
 from ..client.workload import ChunkPlan, load_utterance, plan_chunks
 from ..config.scenario import Scenario, Target
 from ..config.secrets import Redactor
@@ -77,10 +78,24 @@ def _scenario_manifest(sc: Scenario) -> dict[str, Any]:
 
 def _target_manifest(t: Target, sessions: int) -> dict[str, Any]:
     # Header values may hold secrets: only their names are recorded.
-    return {"name": t.name, "url": t.url.split("?")[0], "dialect": str(t.dialect),
-            "region": t.region, "model": t.model, "provider": t.provider,
-            "header_names": [k for k, _ in t.headers], "sessions": sessions,
-            "auth": t.auth.describe() if t.auth else None}
+    out = {"name": t.name, "url": t.url.split("?")[0], "dialect": str(t.dialect),
+           "region": t.region, "model": t.model, "provider": t.provider,
+           "header_names": [k for k, _ in t.headers], "sessions": sessions,
+           "auth": t.auth.describe() if t.auth else None}
+    if t.url.startswith("wss://"):
+        out.update(tls=None, ca_file=t.ca_file)  # tls: filled in once sessions have run
+    return out
+
+
+def _note_tls(targets: list[dict[str, Any]]) -> None:
+    """The TLS version (``TLSv1.3``) each wss:// target's first session negotiated.
+
+    Known only for sessions run in this process (not for ``--workers`` / ``--ray`` shards).
+    """
+    versions = tls_versions()
+    for t in targets:
+        if "tls" in t:
+            t["tls"] = versions.get(t["name"])
 
 
 def _die_with_parent() -> None:
@@ -92,9 +107,14 @@ def _die_with_parent() -> None:
 
 
 @contextmanager
-def embedded_simulator(extra_args: list[str]) -> Iterator[str]:
-    """Run ``rtbench serve`` in a child process (its own core) and yield its base ws:// URL."""
-    cmd = [sys.executable, "-m", "rtbench", "serve", "--port", "0", *extra_args]
+def embedded_simulator(extra_args: list[str], ca_out: str | None = None) -> Iterator[str]:
+    """Run ``rtbench serve`` in a child process (its own core) and yield its base ws:// URL.
+
+    With ``ca_out`` it serves wss:// with a self-signed certificate whose CA it writes there
+    (before its first line: the file is ready when this yields).
+    """
+    tls = ["--tls", "self-signed", "--tls-ca-out", ca_out] if ca_out is not None else []
+    cmd = [sys.executable, "-m", "rtbench", "serve", "--port", "0", *tls, *extra_args]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"},
                             preexec_fn=_die_with_parent)
@@ -103,7 +123,7 @@ def embedded_simulator(extra_args: list[str]) -> Iterator[str]:
         line = proc.stdout.readline().strip()
         if not line.startswith("listening on "):
             raise RuntimeError(f"embedded simulator did not start: {line or 'no output'}")
-        yield "ws://" + line.removeprefix("listening on ")
+        yield ("wss://" if tls else "ws://") + line.removeprefix("listening on ")
     finally:
         proc.terminate()
         try:
@@ -149,6 +169,7 @@ def execute(plan: RunPlan, results_root: Path, run_id: str | None = None,
             write_whole_run(store.dir, store.recorder, started, time.monotonic() - t0)
     finally:
         # Also on an unexpected crash: everything journaled so far is written out.
+        _note_tls(manifest["targets"])
         status = "partial" if stopped_by else (
             "aborted" if store.manifest.get("aborted") else "complete")
         turns, errors = store.finalize(status,

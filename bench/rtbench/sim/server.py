@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import random
+import ssl
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -52,6 +53,8 @@ class SimConfig:
     stats_interval_s: float = 1.0
     #: OpenAI after May 2026: beta-shaped connections on the OpenAI path are refused (4000).
     openai_beta_disabled: bool = False
+    #: Serve wss:// with this context (:mod:`rtbench.sim.tls`); None: plain ws://.
+    ssl_context: ssl.SSLContext | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +163,7 @@ class SimServer:
         async with self._running() as nursery:
             server = await nursery.start(functools.partial(
                 wsserver.serve_websocket, self._handle, self.config.host,
-                self.config.port, None))
+                self.config.port, self.config.ssl_context))
             self.port = server.port
             self._start_tasks(nursery)
             task_status.started(server.port)

@@ -14,6 +14,12 @@ wakeups and copies are the cost. Here:
   right after ``receive_some`` returns, before any parsing, and hands each complete message
   with that stamp to a plain callback.
 
+Closing: ``closed`` (the close reason) is set the moment the connection starts to end — our
+close frame queued, the peer's close read, or the connection lost — and from then on the caller
+can send no more. Frames already queued (on TLS: every frame) are still written, the close
+frame last; only a lost connection drops them. :meth:`WsClient.aclose` waits for that flush on
+an event, then for the peer's close reply, then drops the socket.
+
 Handshake refusals keep the server's status and body (:class:`Rejected`) so the transport can
 report the service's error code.
 """
@@ -110,7 +116,12 @@ class WsClient:
         self._keys = MaskKeys()
         self._backlog: deque[tuple[bytes, OnSent | None]] = deque()
         self._flushing = False
+        self._flushed = trio.Event()  # set when the running flush task ends
+        self._broken = False  # the connection is lost: nothing more can be written
+        self._failed = False  # the server broke the protocol: its bytes can no longer be parsed
         self.subprotocol = subprotocol
+        #: The TLS version negotiated (``TLSv1.3``), None on plain TCP.
+        self.tls_version: str | None = None
         self.closed: CloseReason | None = None
         self._t_buffered = trio.current_time()
         self._parts: list[str | bytes] = []   # a fragmented message so far
@@ -125,16 +136,20 @@ class WsClient:
     def send_frame(self, frame: OutFrame, on_sent: OnSent | None = None) -> None:
         """Mask and send one prepared text message now; ``on_sent(t)`` at send completion.
 
-        Never blocks. Raises ConnectionClosed if the connection is (or just became) closed.
+        Never blocks. Raises ConnectionClosed if the connection is closing or closed (or
+        just became so).
         """
-        self._send(frame.masked(self._keys.next()), on_sent)
+        if self.closed is not None:
+            raise ConnectionClosed(self.closed)
+        self._write(frame.masked(self._keys.next()), on_sent)
 
     def send_text(self, text: str, on_sent: OnSent | None = None) -> None:
         self.send_frame(OutFrame(text), on_sent)
 
-    def _send(self, data: bytes, on_sent: OnSent | None) -> None:
-        if self.closed is not None:
-            raise ConnectionClosed(self.closed)
+    def _write(self, data: bytes, on_sent: OnSent | None) -> None:
+        """Write now or queue behind what is queued; ConnectionClosed if the connection is lost."""
+        if self._broken:
+            raise ConnectionClosed(self.closed or CloseReason(ABNORMAL))
         if not self._backlog and self._fd is not None:
             try:
                 n = os.write(self._fd, data)
@@ -153,12 +168,20 @@ class WsClient:
             if self._nursery is None:
                 raise RuntimeError("WsClient.attach(nursery) before sending")
             self._flushing = True
+            self._flushed = trio.Event()
             self._nursery.start_soon(self._flush)
 
     async def _flush(self) -> None:
-        """Drain the backlog in order (socket buffer full, or TLS)."""
+        """Drain the backlog in order (socket buffer full, or TLS), a close frame included."""
         try:
-            while self._backlog and self.closed is None:
+            await self._drain()
+        finally:
+            self._flushing = False
+            self._flushed.set()
+
+    async def _drain(self) -> None:
+        try:
+            while self._backlog and not self._broken:
                 data, on_sent = self._backlog[0]
                 await self._stream.send_all(data)
                 self._backlog.popleft()
@@ -166,12 +189,11 @@ class WsClient:
                     on_sent(trio.current_time())
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             self._lost(f"send failed: {exc}")
-        finally:
-            self._flushing = False
 
     def _lost(self, why: str) -> None:
         if self.closed is None:
             self.closed = CloseReason(ABNORMAL, why)
+        self._broken = True
         self._backlog.clear()
 
     # -- receiving ---------------------------------------------------------------------------
@@ -229,34 +251,55 @@ class WsClient:
             elif isinstance(event, Ping):
                 self._send_raw(ws.send(event.response()))
             elif isinstance(event, CloseConnection):
+                if ws.state is ConnectionState.OPEN:
+                    # wsproto could not parse the server's frames (bad close code, bad UTF-8,
+                    # a protocol error): it reports that as a close with the code we owe.
+                    # No reply can be parsed after that: fail the connection (RFC 6455 §7.1.7).
+                    self._failed = True
+                    self._close_now(event.code, event.reason)
+                    return
                 if ws.state is ConnectionState.REMOTE_CLOSING:
                     self._send_raw(ws.send(event.response()))
                 self.closed = CloseReason(event.code, event.reason or None)
                 return
 
     def _send_raw(self, data: bytes) -> None:
+        """A control frame: written even while closing (it may be the close frame itself)."""
         with contextlib.suppress(ConnectionClosed):
-            self._send(data, None)
+            self._write(data, None)
 
     # -- closing -----------------------------------------------------------------------------
 
-    def _close_now(self, code: int, reason: str) -> None:
+    def _close_now(self, code: int, reason: str | None = None) -> None:
+        self.closed = CloseReason(code, reason or None)
         self._send_raw(self._ws.send(CloseConnection(code=code, reason=reason)))
-        self.closed = CloseReason(code, reason)
 
     async def aclose(self, code: int = 1000) -> None:
-        """Send a close frame, give the server a moment to answer, drop the socket."""
+        """Close: our close frame after everything queued, the server's reply (unless it broke
+        the protocol), drop the socket.
+
+        Also after the peer closed first: the reply to its close may still be queued. All of
+        it within :data:`CLOSE_WAIT_S`, shielded so that a cancelled caller still closes
+        cleanly.
+        """
         try:
-            if self.closed is None and self._ws.state is ConnectionState.OPEN:
-                self._send_raw(self._ws.send(CloseConnection(code=code)))
-                self.closed = CloseReason(code)
-                with trio.move_on_after(CLOSE_WAIT_S) as scope:
-                    scope.shield = True
-                    while self._backlog:
-                        await trio.sleep(0.01)
+            with trio.move_on_after(CLOSE_WAIT_S) as scope:
+                scope.shield = True
+                if self.closed is None and self._ws.state is ConnectionState.OPEN:
+                    self._close_now(code)
+                await self._flush_backlog()
+                if self._ws.state is ConnectionState.LOCAL_CLOSING and not (
+                        self._broken or self._failed):
                     await self._await_close_reply()
         finally:
             await trio.aclose_forcefully(self._stream)
+
+    async def _flush_backlog(self) -> None:
+        """Wait for the flush task; write what it left (it was cancelled with its nursery)."""
+        if self._flushing:
+            await self._flushed.wait()
+        if self._backlog and not self._flushing:
+            await self._drain()
 
     async def _await_close_reply(self) -> None:
         while True:
@@ -293,6 +336,7 @@ async def connect(url: str, *, headers: list[tuple[str, str]], ssl_context: ssl.
     host = parts.hostname
     tcp = await dial(host, port)
     stream: trio.abc.Stream = tcp
+    tls_version: str | None = None
     fd: int | None = tcp.socket.fileno() if isinstance(tcp, trio.SocketStream) else None
     try:
         if secure:
@@ -300,6 +344,7 @@ async def connect(url: str, *, headers: list[tuple[str, str]], ssl_context: ssl.
                                     server_hostname=host, https_compatible=True)
             await stream.do_handshake()
             fd = None
+            tls_version = stream.version()
         resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         host_header = host if parts.port is None else f"{host}:{parts.port}"
         ws = WSConnection(ConnectionType.CLIENT)
@@ -320,6 +365,7 @@ async def connect(url: str, *, headers: list[tuple[str, str]], ssl_context: ssl.
                 if isinstance(event, AcceptConnection):
                     client = WsClient(stream, ws, fd, max_message_bytes, event.subprotocol)
                     client._t_buffered = t
+                    client.tls_version = tls_version
                     # Frames that came with the 101 stay buffered in ``ws`` for the reader.
                     return client
                 if isinstance(event, RejectConnection):

@@ -44,8 +44,43 @@ def server_frame(opcode: int, payload: bytes) -> bytes:
     return frame_header(len(payload), opcode, masked=False) + payload
 
 
+#: Longest close reason: a control frame's payload is at most 125 bytes, 2 are the code.
+MAX_CLOSE_REASON_BYTES = 123
+#: Close codes defined for use on the wire (RFC 6455 §7.4.1 and the IANA registry); 1005, 1006
+#: and 1015 are local-only, the rest of 1000–2999 is reserved, 3000–4999 is for libraries and
+#: applications.
+_DEFINED_CLOSE_CODES = frozenset((1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012,
+                                  1013, 1014))
+
+
 def close_payload(code: int, reason: str | None = None) -> bytes:
-    return struct.pack("!H", code) + (reason or "").encode()[:123]
+    """A close frame's payload; the reason is cut to 123 bytes, never inside a character."""
+    encoded = (reason or "").encode()
+    if len(encoded) > MAX_CLOSE_REASON_BYTES:
+        encoded = encoded[:MAX_CLOSE_REASON_BYTES].decode("utf-8", "ignore").encode()
+    return struct.pack("!H", code) + encoded
+
+
+def valid_close_code(code: int) -> bool:
+    """May a peer send ``code`` in a close frame (RFC 6455 §7.4)?"""
+    return code in _DEFINED_CLOSE_CODES or 3000 <= code <= 4999
+
+
+def check_close(payload: bytes) -> None:
+    """Raise :class:`FrameError` unless ``payload`` is a valid close frame payload (§5.5.1):
+    empty, or a valid code then a UTF-8 reason. 1002 for a bad code or a 1-byte payload, 1007
+    for a reason that is not UTF-8."""
+    if not payload:
+        return
+    if len(payload) == 1:
+        raise FrameError(1002, "close frame with a 1-byte payload")
+    code = int.from_bytes(payload[:2], "big")
+    if not valid_close_code(code):
+        raise FrameError(1002, f"close code {code} may not be sent")
+    try:
+        payload[2:].decode()
+    except UnicodeDecodeError:
+        raise FrameError(1007, "close reason is not UTF-8") from None
 
 
 def xor_mask(payload: bytes, key: bytes) -> bytes:
@@ -113,8 +148,10 @@ class FrameReader:
     header decode, a numpy unmask (client frames) and, for text, one UTF-8 decode.
 
     ``feed(data)`` then iterate ``events()``: ``(opcode, payload)`` with opcode TEXT (payload
-    ``str``), BINARY (``bytes``, continuations joined) or CLOSE / PING / PONG (``bytes``).
-    Raises :class:`FrameError` on a protocol violation, an oversized message or bad UTF-8.
+    ``str``), BINARY (``bytes``, continuations joined) or CLOSE / PING / PONG (``bytes``), in
+    arrival order (a control frame between two fragments comes before the message it
+    interrupts). Raises :class:`FrameError` on a protocol violation (a close frame with a code
+    that may not be sent included), an oversized message or bad UTF-8.
     """
 
     def __init__(self, masked: bool, max_message_bytes: int) -> None:
@@ -138,6 +175,8 @@ class FrameReader:
             if opcode >= OPCODE_CLOSE:
                 if not fin or len(payload) > 125 or opcode > OPCODE_PONG:
                     raise FrameError(1002, "bad control frame")
+                if opcode == OPCODE_CLOSE:
+                    check_close(payload)
                 yield opcode, payload
                 continue
             if opcode == OPCODE_CONTINUATION:

@@ -77,16 +77,18 @@ class WebSocketConnection:
         self.path = path
         self._receive_bytes = receive_bytes
         self._send_lock = trio.StrictFIFOLock()
-        self._messages: deque[str | bytes] = deque()  # read, not yet taken by get_message
+        # Read, not yet handled by the receiving task, in arrival order: messages (while no
+        # deliver() callback takes them at once) and ping/close frames. One queue, so that a
+        # ping read before a message is answered before get_message returns that message.
+        self._inbox: deque[tuple[int, str | bytes]] = deque()
         self._on_message: Callable[[str | bytes], None] | None = None  # set by deliver()
-        self._control: deque[tuple[int, bytes]] = deque()  # ping/close, for the receiving task
         self._failure: BaseException | None = None  # a bad frame, or a deliver() callback's error
         self._attention = trio.Event()  # set when the receiving task has something to do
         self._read_done = False  # a close frame, a bad frame or EOF was read: read no more
         self._reader = FrameReader(masked=True, max_message_bytes=MAX_MESSAGE_BYTES)
         self._we_closed = False
         self._closed: CloseReason | None = None
-        self._close_reply = trio.Event()
+        self._close_done = trio.Event()  # the close handshake is over (or the connection lost)
         if self._hub is not None:
             assert self._sock is not None
             self._hub.register(self._sock.fileno(), self._readable)
@@ -97,10 +99,17 @@ class WebSocketConnection:
         return self._closed
 
     async def get_message(self) -> str | bytes:
-        """The next whole message; ConnectionClosed once the connection is closed."""
-        while not self._messages:
+        """The next whole message; ConnectionClosed once the connection is closed.
+
+        Ping and close frames read before that message are answered first (arrival order).
+        """
+        while True:
+            while self._inbox:
+                opcode, payload = self._inbox.popleft()
+                if opcode <= OPCODE_BINARY:
+                    return payload
+                await self._on_control(opcode, payload)
             await self._next_input()
-        return self._messages.popleft()
 
     async def deliver(self, on_message: Callable[[str | bytes], None]) -> None:
         """Hand every message to ``on_message`` as it is read, until the connection closes.
@@ -109,32 +118,41 @@ class WebSocketConnection:
         bytes are read: no task switch per message. It must not block; an exception it raises
         is re-raised here, in the caller's task. Ping and close frames are answered here.
         """
-        while self._messages:
-            on_message(self._messages.popleft())
         self._on_message = on_message
         try:
             while True:
+                while self._inbox:  # what was read before, in order; then only control frames
+                    opcode, payload = self._inbox.popleft()
+                    if opcode <= OPCODE_BINARY:
+                        on_message(payload)
+                    else:
+                        await self._on_control(opcode, payload)
                 await self._next_input()
         except ConnectionClosed:
             return
         finally:
             self._on_message = None
 
+    async def _on_control(self, opcode: int, payload: str | bytes) -> None:
+        assert isinstance(payload, bytes)
+        if opcode == OPCODE_CLOSE:  # the client's close, or its reply to ours
+            await self._on_close(payload)
+        elif opcode == OPCODE_PING and self._closed is None:
+            await self._send_bytes(server_frame(OPCODE_PONG, payload))
+
     async def _next_input(self) -> None:
-        """Answer what the reader left for this task, then wait for more input;
-        ConnectionClosed once closed."""
-        while self._control:
-            opcode, payload = self._control.popleft()
-            if opcode == OPCODE_CLOSE:  # the client's close, or its reply to ours
-                await self._on_close(payload)
-            elif opcode == OPCODE_PING and self._closed is None:
-                await self._send_bytes(server_frame(OPCODE_PONG, payload))
+        """Deal with a failure the reader left for this task, then wait for more input;
+        ConnectionClosed once closed.
+
+        While our own close waits for the client's reply this task keeps reading: the reply
+        is what ends that wait.
+        """
         if self._failure is not None:
             failure, self._failure = self._failure, None
             if not isinstance(failure, FrameError):
                 raise failure
             await self.aclose(failure.code, failure.reason)
-        if self._closed is not None:
+        if self._closed is not None and self._close_done.is_set():
             raise ConnectionClosed(self._closed)
         if self._hub is None:
             self._take(await self._receive())
@@ -181,15 +199,15 @@ class WebSocketConnection:
         try:
             for opcode, payload in self._reader.events():
                 if opcode > OPCODE_BINARY:
-                    self._control.append((opcode, _as_bytes(payload)))
+                    self._inbox.append((opcode, payload))
                     self._attention.set()
                     if opcode == OPCODE_CLOSE:
                         self._read_done = True  # nothing after a close frame counts
                         return
-                elif on_message is not None:
+                elif on_message is not None and not self._inbox:
                     on_message(payload)
-                else:
-                    self._messages.append(payload)
+                else:  # no callback, or a ping before it is not answered yet: keep the order
+                    self._inbox.append((opcode, payload))
                     self._attention.set()
         except Exception as exc:  # a bad frame, or the callback's bug: the task deals with it
             self._read_done = True
@@ -197,20 +215,22 @@ class WebSocketConnection:
             self._attention.set()
 
     async def _on_close(self, payload: bytes) -> None:
+        """A valid close frame (the reader checked it): answer it with its code (an empty one
+        with an empty one), then close TCP, the server's side (RFC 6455 §7.1.1)."""
         code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
-        if not self._we_closed:  # the client closes: answer, then close TCP (server's side)
+        if not self._we_closed:
             self._we_closed = True
             with contextlib.suppress(ConnectionClosed):
                 await self._send_bytes(server_frame(OPCODE_CLOSE, payload[:2]))
         if self._closed is None:
             self._closed = CloseReason(code, payload[2:].decode("utf-8", "replace") or None)
-        self._close_reply.set()
+        self._close_done.set()
         await self.abort()
 
     def _lost(self) -> None:
         if self._closed is None:
             self._closed = CloseReason(ABNORMAL, None)
-        self._close_reply.set()
+        self._close_done.set()
 
     async def _send_bytes(self, data: bytes) -> None:
         sock = self._sock
@@ -243,14 +263,19 @@ class WebSocketConnection:
 
     async def aclose(self, code: int = 1000, reason: str | None = None) -> None:
         """Send a close frame, wait briefly for the client's reply (read by the receiving
-        task), then close TCP."""
+        task), then close TCP.
+
+        After a protocol error nothing more is read (the stream cannot be parsed), so there
+        is no reply to wait for: the connection is failed at once (RFC 6455 §7.1.7).
+        """
         if self._closed is None and not self._we_closed:
             self._closed = CloseReason(code, reason)
             self._we_closed = True
             try:
                 await self._send_bytes(server_frame(OPCODE_CLOSE, close_payload(code, reason)))
-                with trio.move_on_after(CLOSE_WAIT_S):
-                    await self._close_reply.wait()
+                if not self._read_done:
+                    with trio.move_on_after(CLOSE_WAIT_S):
+                        await self._close_done.wait()
             except ConnectionClosed:
                 pass
         await self.abort()
@@ -308,10 +333,6 @@ class WebSocketRequest:
         await self._stream.send_all(data)
 
 
-def _as_bytes(payload: str | bytes) -> bytes:
-    return payload.encode() if isinstance(payload, str) else payload
-
-
 Handler = Callable[[WebSocketRequest], Awaitable[None]]
 
 
@@ -356,13 +377,19 @@ async def serve_websocket(
     receive_buffer_size: int = RECEIVE_BYTES,
     task_status: trio.TaskStatus[WebSocketServer] = trio.TASK_STATUS_IGNORED,
 ) -> NoReturn:
-    """Serve WebSockets on ``host:port`` (0 = any free port) until cancelled."""
-    if ssl_context is not None:
-        raise NotImplementedError("the simulator serves plain ws:// on loopback")
+    """Serve WebSockets on ``host:port`` (0 = any free port) until cancelled.
+
+    With ``ssl_context`` every connection is TLS (wss://): the TLS handshake runs in the
+    connection's task, within the upgrade's timeout. TLS connections read through trio's
+    ``SSLStream`` (records must be decrypted), not the shared read hub.
+    """
     listeners = await trio.open_tcp_listeners(port, host=host)
     hub = make_hub()
 
-    async def one(stream: trio.SocketStream) -> None:
+    async def one(tcp: trio.SocketStream) -> None:
+        stream: trio.abc.Stream = tcp
+        if ssl_context is not None:
+            stream = trio.SSLStream(tcp, ssl_context, server_side=True, https_compatible=True)
         await _serve_one(handler, receive_buffer_size, hub, stream)
 
     async with trio.open_nursery() as nursery:

@@ -164,6 +164,8 @@ class _Runner:
                 start = trio.current_time()
                 try:
                     await session.run()
+                except Exception as exc:
+                    session.crashed(exc)
                 except trio.Cancelled:
                     # The run is stopping (signal, abort, disk full): the session still gets its
                     # row, marked stopped, so its unplayed turns count as not run, not failed.

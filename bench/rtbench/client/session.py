@@ -21,7 +21,7 @@ from ..metrics.recorder import BARGE_LATENCIES, BUNCHED_CHUNKS, SEND_LATENESS, T
 from ..metrics.records import ErrorRecord, SessionRecord, TurnRecord
 from ..protocol import Connection, ErrorInfo, Event, EventType, ProtocolViolation, Role, session_to_wire
 from ..protocol.diagnose import explain_session_error
-from ..protocol.taxonomy import BENIGN, RETRYABLE, classify
+from ..protocol.taxonomy import BENIGN, FATAL, RETRYABLE, classify
 from ..protocol.turn import TurnTracker
 from ..protocol.validate import check_server_event
 from ..ws.frame import OutFrame
@@ -369,6 +369,13 @@ class ClientSession:
             status="failed" if self.end_code is not None else "ok",
             end_code=self.end_code, severity=self.end_severity,
         )
+
+    def crashed(self, exc: Exception) -> None:
+        """An exception rtbench did not expect ended this session: a ``crash`` row naming its
+        type, so the run goes on for every other session and says it is incomplete."""
+        phase = "turn" if self.turn_idx is not None else (
+            "session" if self.connect_ms is not None else "connect")
+        self._error(phase, "crash", type(exc).__name__, f"{type(exc).__name__}: {exc}", FATAL)
 
     def retryable_failure(self) -> bool:
         """Failed retryably before completing any turn (connect, handshake, set-up)."""

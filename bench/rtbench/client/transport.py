@@ -108,7 +108,7 @@ async def open_connection(
     except trio.TooSlowError:
         raise HandshakeFailed(None, "connect_timeout",
                               f"no handshake within {timeout_s:g} s") from None
-    except wsclient.HandshakeError as exc:
+    except wsclient.UpgradeError as exc:
         raise HandshakeFailed(None, "handshake_error", str(exc)) from None
     except OSError as exc:
         raise HandshakeFailed(None, "connect_error", f"cannot connect to {_host(target.url)}: "

@@ -78,6 +78,7 @@ class RunStore:
         self._write_manifest()
         self.turn_count = 0
         self.error_count = 0
+        self.crashes = 0          # sessions ended by an exception rtbench did not expect
         #: Set at the first journal write that failed (disk full, quota, I/O error): one line
         #: naming the file. Nothing more is journaled after it, so every line kept is whole.
         self.write_failure: str | None = None
@@ -128,6 +129,7 @@ class RunStore:
                 row["code"] = self._redact(row["code"])
         if self._append(self._errors, orjson.dumps(row) + b"\n"):
             self.error_count += 1
+            self.crashes += row["kind"] == "crash"
             self._note_bad(row, bad)
 
     def session(self, record: SessionRecord) -> None:

@@ -49,6 +49,7 @@ from wsproto.events import (
     TextMessage,
 )
 from wsproto.frame_protocol import CloseReason as _Codes
+from wsproto.utilities import RemoteProtocolError
 
 from .frame import MaskKeys, OutFrame
 
@@ -57,6 +58,9 @@ from .frame import MaskKeys, OutFrame
 #: client's RSS at 500 sessions fell from 170 to 150 MiB against 256 KiB. Shared by the
 #: simulator's server.
 RECEIVE_BYTES = 64 * 1024
+#: The most of a refusal's body kept: enough for any service's error JSON, and a server that
+#: streams an endless body cannot grow the client without bound.
+MAX_REFUSAL_BODY = 64 * 1024
 #: How long our close waits for the server's close frame before dropping the socket.
 CLOSE_WAIT_S = 1.0
 
@@ -90,11 +94,12 @@ class ConnectionClosed(Exception):
         self.reason = reason
 
 
-class HandshakeError(Exception):
-    """The upgrade did not complete (bad response, connection lost mid-handshake)."""
+class UpgradeError(Exception):
+    """The upgrade did not complete (bad response, connection lost mid-handshake); the client
+    layer turns it into ``client.transport.HandshakeFailed`` with the target's name."""
 
 
-class Rejected(HandshakeError):
+class Rejected(UpgradeError):
     """The server answered the upgrade with an HTTP status instead of 101."""
 
     def __init__(self, status: int, body: bytes) -> None:
@@ -321,7 +326,7 @@ def _as_bytes(data: bytes | bytearray) -> bytes:
 async def connect(url: str, *, headers: list[tuple[str, str]], ssl_context: ssl.SSLContext | None,
                   max_message_bytes: int, subprotocols: tuple[str, ...] = (),
                   dial: Dial = trio.open_tcp_stream) -> WsClient:
-    """TCP (+ TLS for wss://) and the upgrade; raises Rejected, HandshakeError or OSError.
+    """TCP (+ TLS for wss://) and the upgrade; raises Rejected, UpgradeError or OSError.
 
     ``dial`` opens the stream; sends go straight to the file descriptor only on a TCP socket.
 
@@ -331,7 +336,7 @@ async def connect(url: str, *, headers: list[tuple[str, str]], ssl_context: ssl.
     parts = urlsplit(url)
     secure = parts.scheme == "wss"
     if parts.scheme not in ("ws", "wss") or not parts.hostname:
-        raise HandshakeError(f"not a WebSocket URL: {parts.scheme}://")
+        raise UpgradeError(f"not a WebSocket URL: {parts.scheme}://")
     port = parts.port or (443 if secure else 80)
     host = parts.hostname
     tcp = await dial(host, port)
@@ -359,9 +364,13 @@ async def connect(url: str, *, headers: list[tuple[str, str]], ssl_context: ssl.
             if not data:
                 if status is not None:
                     raise Rejected(status, bytes(body))
-                raise HandshakeError("connection closed during the handshake")
-            ws.receive_data(_as_bytes(data))
-            for event in ws.events():
+                raise UpgradeError("connection closed during the handshake")
+            try:
+                ws.receive_data(_as_bytes(data))
+                events = list(ws.events())
+            except RemoteProtocolError as exc:   # garbage, a bad Sec-WebSocket-Accept, ...
+                raise UpgradeError(f"bad upgrade response: {exc}") from None
+            for event in events:
                 if isinstance(event, AcceptConnection):
                     client = WsClient(stream, ws, fd, max_message_bytes, event.subprotocol)
                     client._t_buffered = t
@@ -374,6 +383,9 @@ async def connect(url: str, *, headers: list[tuple[str, str]], ssl_context: ssl.
                         raise Rejected(status, b"")
                 elif isinstance(event, RejectData):
                     body += event.data
+                    if len(body) > MAX_REFUSAL_BODY:   # an endless body is not read to the end
+                        assert status is not None
+                        raise Rejected(status, bytes(body[:MAX_REFUSAL_BODY]))
                     if event.body_finished:
                         assert status is not None
                         raise Rejected(status, bytes(body))

@@ -140,3 +140,34 @@ async def test_an_unexpected_exception_is_a_crash_row_of_that_session_only(
     assert set(crash["target"]) == {"crashy"} and set(crash["severity"]) == {"fatal"}
     assert set(sessions[sessions["target"] == "crashy"]["status"]) == {"failed"}
     assert store.crashes == 2
+
+
+async def test_a_message_in_the_same_segment_as_the_101_reaches_the_reader() -> None:
+    """Services send session.created right behind the 101; often in one TCP segment."""
+    import base64
+    import hashlib
+
+    from rtbench.ws.client import connect
+
+    async def upgrade_and_greet(stream: trio.SocketStream) -> None:
+        request = await _read_request(stream)
+        key = next(line.split(b":", 1)[1].strip() for line in request.split(b"\r\n")
+                   if line.lower().startswith(b"sec-websocket-key:"))
+        accept = base64.b64encode(hashlib.sha1(
+            key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+        greeting = b'{"type": "session.created"}'
+        await stream.send_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                              b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept +
+                              b"\r\n\r\n" + bytes([0x81, len(greeting)]) + greeting +
+                              bytes([0x88, 2, 0x03, 0xE8]))
+        await trio.sleep(5)
+
+    got: list[str | bytes] = []
+    async with hostile(upgrade_and_greet) as port:
+        with trio.fail_after(10):
+            ws = await connect(f"ws://127.0.0.1:{port}/", headers=[], ssl_context=None,
+                               max_message_bytes=2**20)
+            async with trio.open_nursery() as nursery:
+                ws.attach(nursery)
+                closed = await ws.receive_into(lambda message, t: got.append(message))
+    assert got == ['{"type": "session.created"}'] and closed.code == 1000

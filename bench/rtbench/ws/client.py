@@ -367,28 +367,28 @@ async def connect(url: str, *, headers: list[tuple[str, str]], ssl_context: ssl.
                 raise UpgradeError("connection closed during the handshake")
             try:
                 ws.receive_data(_as_bytes(data))
-                events = list(ws.events())
+                # Iterated lazily: frames that came with the 101 must stay buffered in ``ws``
+                # for the reader (a list() here ate the session.created that shared a segment).
+                for event in ws.events():
+                    if isinstance(event, AcceptConnection):
+                        client = WsClient(stream, ws, fd, max_message_bytes, event.subprotocol)
+                        client._t_buffered = t
+                        client.tls_version = tls_version
+                        return client
+                    if isinstance(event, RejectConnection):
+                        status = event.status_code
+                        if not event.has_body:
+                            raise Rejected(status, b"")
+                    elif isinstance(event, RejectData):
+                        body += event.data
+                        if len(body) > MAX_REFUSAL_BODY:   # an endless body is not read to the end
+                            assert status is not None
+                            raise Rejected(status, bytes(body[:MAX_REFUSAL_BODY]))
+                        if event.body_finished:
+                            assert status is not None
+                            raise Rejected(status, bytes(body))
             except RemoteProtocolError as exc:   # garbage, a bad Sec-WebSocket-Accept, ...
                 raise UpgradeError(f"bad upgrade response: {exc}") from None
-            for event in events:
-                if isinstance(event, AcceptConnection):
-                    client = WsClient(stream, ws, fd, max_message_bytes, event.subprotocol)
-                    client._t_buffered = t
-                    client.tls_version = tls_version
-                    # Frames that came with the 101 stay buffered in ``ws`` for the reader.
-                    return client
-                if isinstance(event, RejectConnection):
-                    status = event.status_code
-                    if not event.has_body:
-                        raise Rejected(status, b"")
-                elif isinstance(event, RejectData):
-                    body += event.data
-                    if len(body) > MAX_REFUSAL_BODY:   # an endless body is not read to the end
-                        assert status is not None
-                        raise Rejected(status, bytes(body[:MAX_REFUSAL_BODY]))
-                    if event.body_finished:
-                        assert status is not None
-                        raise Rejected(status, bytes(body))
     except BaseException:
         await trio.aclose_forcefully(stream)
         raise

@@ -213,9 +213,7 @@ class ClientSession:
     def _act(self, actions: Sequence[Action]) -> None:
         """Carry out the conversation's actions, in order."""
         for action in actions:
-            handler = _ACTIONS.get(type(action))
-            if handler is not None:
-                handler(self, action)
+            _ACTIONS[type(action)](self, action)
 
     def _on_session_created(self, action: SessionCreated) -> None:
         self.session_created_ms = (action.t - self._t_connect) * 1000.0

@@ -6,8 +6,10 @@ configurations from minimal (text only, no VAD) upward, each tried a few times o
 sessions. The first rung that fails names the feature to suspect; every failure keeps its error
 codes and ``sess_…`` ids, which is what a support ticket needs.
 
-Each attempt is a small scripted session on the sans-IO :class:`~rtbench.protocol.Connection`
-over :func:`~rtbench.client.transport.open_connection`; nothing here measures latency.
+Each attempt is a small scripted session driving the same sans-IO
+:class:`~rtbench.protocol.conversation.Conversation` as the benchmark's sessions (so a probe and
+a run read a server the same way) over :func:`~rtbench.client.transport.open_connection`;
+nothing here measures latency.
 """
 
 from __future__ import annotations
@@ -16,19 +18,23 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import NoReturn
 
 import trio
 
 from ..config.scenario import Target
-from ..protocol import (
-    Connection,
-    Event,
-    EventType,
-    ProtocolViolation,
-    Role,
-    SessionConfig,
-    TurnDetection,
-    session_to_wire,
+from ..metrics.records import TurnRecord
+from ..protocol import SessionConfig, TurnDetection
+from ..protocol.adapters import for_dialect
+from ..protocol.conversation import (
+    Action,
+    Conversation,
+    Failed,
+    ResponseEnded,
+    Send,
+    SessionCreated,
+    SessionUpdated,
+    TurnEnded,
 )
 from ..ws.client import CloseReason, ConnectionClosed, WsClient
 from . import transport
@@ -119,17 +125,19 @@ class RungResult:
 
 
 class _Conn:
-    """Pull-style messages over the push-style :class:`WsClient` (a probe reads step by step)."""
+    """Pull-style stamped messages over the push-style :class:`WsClient` (a probe reads step by
+    step)."""
 
     def __init__(self, ws: WsClient) -> None:
         self.ws = ws
-        self._send, self._recv = trio.open_memory_channel[str | bytes | CloseReason](math.inf)
+        self._send, self._recv = trio.open_memory_channel[tuple[str | bytes, float] | CloseReason](
+            math.inf)
 
     async def pump(self) -> None:
-        reason = await self.ws.receive_into(lambda frame, t: self._send.send_nowait(frame))
+        reason = await self.ws.receive_into(lambda frame, t: self._send.send_nowait((frame, t)))
         self._send.send_nowait(reason)
 
-    async def get_message(self) -> str | bytes:
+    async def get_message(self) -> tuple[str | bytes, float]:
         item = await self._recv.receive()
         if isinstance(item, CloseReason):
             raise ConnectionClosed(item)
@@ -146,31 +154,54 @@ class _Failed(Exception):
         self.phase, self.code, self.message = phase, code, message
 
 
-async def _next_event(ws: _Conn, conn: Connection,
-                      phase: str) -> Event:
-    try:
-        frame = await ws.get_message()
-    except ConnectionClosed as exc:
-        reason = exc.reason
-        raise _Failed("closed", str(reason.code) if reason else None,
-                      (reason.reason or "") if reason else "closed") from None
-    try:
-        event = conn.receive(frame)
-    except ProtocolViolation as exc:
-        raise _Failed(phase, exc.kind, exc.detail) from None
-    if event.type == EventType.ERROR:
-        info = event.error_fields()
-        assert info is not None
-        raise _Failed(phase, info.code or info.type, info.message)
-    return event
+#: Error rows of these kinds fail a rung; an unknown event type (benign, counted) does not.
+_FAILING_KINDS = frozenset({"protocol", "error_event", "close"})
 
 
-async def _until(ws: _Conn, conn: Connection, wanted: str,
-                 phase: str) -> Event:
-    while True:
-        event = await _next_event(ws, conn, phase)
-        if event.type == wanted:
-            return event
+class _Script:
+    """One rung's session, driving the sans-IO :class:`Conversation` over a pulled connection.
+
+    The conversation decides what each event means; this class only waits, sends, and names the
+    probe's step (``created``, ``update``, ``response``) in which something failed. A close fails
+    in step ``closed`` whatever the step.
+    """
+
+    def __init__(self, ws: _Conn, conv: Conversation) -> None:
+        self.ws, self.conv = ws, conv
+
+    def _check(self, actions: Sequence[Action], phase: str) -> None:
+        for action in actions:
+            if isinstance(action, Failed) and action.kind in _FAILING_KINDS:
+                raise _Failed("closed" if action.kind == "close" else phase, action.code,
+                              action.message)
+
+    async def next_actions(self, phase: str) -> Sequence[Action]:
+        """The actions of the next message; raises :class:`_Failed` for a failing one."""
+        try:
+            frame, t = await self.ws.get_message()
+        except ConnectionClosed as exc:
+            self.closed(exc.reason)
+        self.conv.receive_frame(frame, t)
+        actions = self.conv.next_actions()
+        self._check(actions, phase)
+        return actions
+
+    async def until(self, wanted: type[Action], phase: str) -> Action:
+        while True:
+            for action in await self.next_actions(phase):
+                if isinstance(action, wanted):
+                    return action
+
+    async def send(self, send: Send) -> None:
+        try:
+            await self.ws.send_message(send.wire)
+        except ConnectionClosed as exc:
+            self.closed(exc.reason)
+
+    def closed(self, reason: CloseReason) -> NoReturn:
+        """The connection went: the attempt fails in step ``closed`` with the close code."""
+        self._check(self.conv.closed(str(reason.code), reason.reason or reason.name), "closed")
+        raise _Failed("closed", str(reason.code), reason.reason or reason.name)
 
 
 async def _speak(ws: _Conn, plan: ChunkPlan, silence: str,
@@ -189,91 +220,77 @@ async def _speak(ws: _Conn, plan: ChunkPlan, silence: str,
         k += 1
 
 
-async def _respond(ws: _Conn, conn: Connection, rung: Rung,
-                   plan: ChunkPlan) -> Event:
-    """Ask for one response (speech for VAD rungs, a text item otherwise); its response.done.
+async def _respond(script: _Script, target: Target, rung: Rung, plan: ChunkPlan) -> Attempt:
+    """One turn (speech for VAD rungs, a typed message otherwise), to its response's end.
 
     A failure is carried out of the nursery as itself, not wrapped in an exception group.
     """
+    conv = script.conv
+    record = TurnRecord(target=target.name, region=target.region, model=target.model,
+                        session_idx=0, session_id=conv.session_id, turn_idx=0,
+                        utterance=plan.utterance.name if rung.audio else "text",
+                        chunk_ms=plan.chunk_ms)
+    conv.begin_turn(record)
     stop = trio.Event()
     failure: _Failed | None = None
-    done: Event | None = None
     async with trio.open_nursery() as nursery:
         try:
             if rung.audio:
-                nursery.start_soon(_speak, ws, plan, silence_frame(plan.chunk_ms), stop)
+                nursery.start_soon(_speak, script.ws, plan, silence_frame(plan.chunk_ms), stop)
             else:
-                for etype, data in (
-                    (EventType.ITEM_CREATE, {"item": {
-                        "type": "message", "role": "user",
-                        "content": [{"type": "input_text", "text": "Say hello."}]}}),
-                    (EventType.RESPONSE_CREATE, {}),
-                ):
-                    frame = conn.send(Event(etype, data))
-                    assert frame is not None
-                    await ws.send_message(frame)
-            done = await _until(ws, conn, EventType.RESPONSE_DONE, "response")
+                for send in conv.prompt("Say hello."):
+                    await script.send(send)
+            await script.until(ResponseEnded, "response")
         except _Failed as exc:
             failure = exc
-        except ConnectionClosed as exc:
-            reason = exc.reason
-            failure = _Failed("closed", str(reason.code) if reason else None,
-                              (reason.reason or "") if reason else "closed")
         stop.set()
         nursery.cancel_scope.cancel()
     if failure is not None:
         raise failure
-    assert done is not None
-    return done
+    row: Failed | None = None
+    for action in conv.end_turn(0):
+        if isinstance(action, Failed):
+            row = action
+        elif isinstance(action, TurnEnded) and action.record.status != "ok":
+            return Attempt(False, conv.session_id, "response", action.record.error_code,
+                           row.message if row is not None else "")
+    return Attempt(True, conv.session_id)
 
 
-async def _steps(ws: _Conn, conn: Connection, target: Target, rung: Rung,
+async def _steps(ws: _Conn, conv: Conversation, target: Target, rung: Rung,
                  plan: ChunkPlan) -> Attempt:
     """The scripted session of one rung on an open connection."""
+    script = _Script(ws, conv)
     try:
-        await _until(ws, conn, EventType.SESSION_CREATED, "created")
+        await script.until(SessionCreated, "created")
         with trio.move_on_after(SETTLE_S):  # an error right after created?
             while True:
-                await _next_event(ws, conn, "created")
+                await script.next_actions("created")
         if rung.session is None:
-            return Attempt(True, conn.session_id)
-        text = conn.send(Event(EventType.SESSION_UPDATE, {
-            "session": session_to_wire(rung.session, target.dialect)}))
-        assert text is not None
-        await ws.send_message(text)
-        await _until(ws, conn, EventType.SESSION_UPDATED, "update")
-        done = await _respond(ws, conn, rung, plan)
+            return Attempt(True, conv.session_id)
+        await script.send(conv.configure(rung.session))
+        await script.until(SessionUpdated, "update")
+        return await _respond(script, target, rung, plan)
     except _Failed as exc:
-        return Attempt(False, conn.session_id, exc.phase, exc.code, exc.message)
-    except ConnectionClosed as exc:
-        return Attempt(False, conn.session_id, "closed", str(exc.reason.code), exc.reason.name)
-    response = done.get("response") or {}
-    status = response.get("status")
-    if status != "completed":
-        details = response.get("status_details") or {}
-        error = details.get("error") or {}
-        return Attempt(False, conn.session_id, "response",
-                       error.get("code") or error.get("type") or f"response_{status}",
-                       str(error.get("message") or details.get("reason") or ""))
-    return Attempt(True, conn.session_id)
+        return Attempt(False, conv.session_id, exc.phase, exc.code, exc.message)
 
 
 async def _attempt(target: Target, rung: Rung, plan: ChunkPlan, timeout_s: float) -> Attempt:
-    conn = Connection(Role.CLIENT, target.dialect)
+    conv = Conversation(for_dialect(target.dialect))
     try:
         with trio.fail_after(timeout_s):
             async with transport.open_connection(target, timeout_s) as client, \
                     trio.open_nursery() as pump:
                 ws = _Conn(client)
                 pump.start_soon(ws.pump)
-                result = await _steps(ws, conn, target, rung, plan)
+                result = await _steps(ws, conv, target, rung, plan)
                 pump.cancel_scope.cancel()
             return result
     except transport.HandshakeFailed as exc:
         return Attempt(False, None, "handshake", exc.code or str(exc.status), exc.message,
                        exc.status)
     except trio.TooSlowError:
-        return Attempt(False, conn.session_id, "timeout", "probe_timeout",
+        return Attempt(False, conv.session_id, "timeout", "probe_timeout",
                        f"no answer within {timeout_s:g} s")
 
 

@@ -4,26 +4,42 @@ Audio leaves on an absolute schedule (chunk k at ``t0 + (k+1)·c``, like a micro
 only send audio once captured; a late chunk is sent at once and its lateness recorded, never
 hidden): the process's shared :class:`~rtbench.client.pacer.Pacer` calls :meth:`ClientSession._send_due`
 at each deadline (a session run alone gets a pacer of its own). The *reader* task stamps each
-message with the clock before parsing it and hands it to the protocol connection and the turn
-tracker. The turn loop in between waits for each turn's ``response.done``.
+message with the clock before parsing it and feeds it to the sans-IO
+:class:`~rtbench.protocol.conversation.Conversation`, which holds the conversation script (set-up,
+turn attribution, error classification); this module acts on its actions with trio: it sends,
+wakes the turn loop, records rows. The turn loop in between waits for each turn's response.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from functools import partial
+from typing import Any, Protocol
 
 import trio
 
 from ..config.scenario import Scenario, Target
 from ..metrics.recorder import BARGE_LATENCIES, BUNCHED_CHUNKS, SEND_LATENESS, TURN_LATENCIES, Recorder
 from ..metrics.records import ErrorRecord, SessionRecord, TurnRecord
-from ..protocol import Connection, ErrorInfo, Event, EventType, ProtocolViolation, Role, session_to_wire
-from ..protocol.diagnose import explain_session_error
-from ..protocol.taxonomy import BENIGN, FATAL, RETRYABLE, classify
+from ..protocol.adapters import for_dialect
+from ..protocol.conversation import (
+    Action,
+    Conversation,
+    Ended,
+    Failed,
+    FirstAudio,
+    ResponseEnded,
+    Send,
+    SessionCreated,
+    SessionUpdated,
+    Truncated,
+    Turn,
+    TurnEnded,
+    failure,
+)
+from ..protocol.taxonomy import BENIGN, FATAL, RETRYABLE
 from ..protocol.turn import TurnTracker
-from ..protocol.validate import check_server_event
 from ..ws.frame import OutFrame
 from . import transport
 from .pacer import Paced, Pacer, spread_phase
@@ -111,15 +127,19 @@ class AudioSource:
 
 @dataclass(slots=True)
 class _Turn:
-    """A turn in flight: its tracker and the events the turn loop waits on."""
+    """A turn in flight: the conversation's turn and the trio events the turn loop waits on."""
 
     idx: int
     plan: ChunkPlan
-    tracker: TurnTracker
+    state: Turn
     done: trio.Event = field(default_factory=trio.Event)
     first_audio: trio.Event = field(default_factory=trio.Event)
     truncated: trio.Event = field(default_factory=trio.Event)
     lateness_ms: float = 0.0
+
+    @property
+    def tracker(self) -> TurnTracker:
+        return self.state.tracker
 
 
 class ClientSession:
@@ -148,22 +168,19 @@ class ClientSession:
         self.plans = plans
         self.sink = sink
         self.run_t0 = run_t0
-        self.conn = Connection(Role.CLIENT, target.dialect)
+        self.conversation = Conversation(for_dialect(target.dialect))
         self.source = AudioSource(silence_frame if isinstance(silence_frame, OutFrame)
                                   else OutFrame(silence_frame))
         self.pacer = pacer  # None: run() paces this session with a pacer of its own
         self._paced: Paced | None = None
         self._lateness = sink.recorder.series(target.name, SEND_LATENESS)
         self.active: list[_Turn] = []   # turns in flight (two while a barge-in overlaps)
-        self._claimed: set[str] = set()  # response ids owned by this session's turns
         self.turn_idx: int | None = None
         self.connect_ms: float | None = None
         self.session_created_ms: float | None = None
         self._session_created = trio.Event()
         self._session_updated = trio.Event()
-        self._ended: str | None = None
         self._t_connect = 0.0
-        self.unknown_events: dict[str, int] = {}
         self.fatal: str | None = None  # the code of a fatal error, if one ended the session
         self.stop_at = stop_at  # no turn starts at or after this time (duration-bounded runs)
         self.turns_ok = 0
@@ -171,34 +188,82 @@ class ClientSession:
         self.end_code: str | None = None  # first non-benign error
         self.end_severity: str | None = None
         self.progress = progress
-        self._close_code: str | None = None
 
     # -- recording -------------------------------------------------------------------------
 
-    def _error(self, phase: str, kind: str, code: str | None, message: str,
-               severity: str | None = None) -> None:
-        severity = severity or classify(kind, code)
+    def _error(self, row: Failed) -> None:
+        severity, code = row.severity, row.code
         if severity == "fatal" and self.fatal is None:
             self.fatal = code
         if severity != BENIGN and self.end_code is None:
-            self.end_code, self.end_severity = code or kind, severity
+            self.end_code, self.end_severity = code or row.kind, severity
         self.sink.error(
             ErrorRecord(
                 target=self.target.name, region=self.target.region, model=self.target.model,
-                session_idx=self.idx, session_id=self.conn.session_id,
-                turn_idx=self.turn_idx if phase == "turn" else None, phase=phase, kind=kind,
-                code=code, message=message[:500], t_s=self.clock() - self.run_t0,
-                severity=severity, attempt=self.attempt,
+                session_idx=self.idx, session_id=self.conversation.session_id,
+                turn_idx=self.turn_idx if row.phase == "turn" else None, phase=row.phase,
+                kind=row.kind, code=code, message=row.message[:500],
+                t_s=self.clock() - self.run_t0, severity=severity, attempt=self.attempt,
             )
         )
 
     @property
-    def tracker(self) -> TurnTracker | None:
-        """The oldest turn in flight (the one errors are attributed to)."""
-        return self.active[0].tracker if self.active else None
+    def unknown_events(self) -> dict[str, int]:
+        """Server event types unknown to rtbench, with how often each came."""
+        return self.conversation.unknown_events
 
-    def _phase(self) -> str:
-        return "turn" if self.active else "session"
+    def _act(self, actions: Sequence[Action]) -> None:
+        """Carry out the conversation's actions, in order."""
+        for action in actions:
+            _ACTIONS[type(action)](self, action)
+
+    def _on_session_created(self, action: SessionCreated) -> None:
+        self.session_created_ms = (action.t - self._t_connect) * 1000.0
+        self.sink.recorder.record_ms(self.target.name, "session_created_ms",
+                                     self.session_created_ms)
+        self._session_created.set()
+
+    def _on_session_updated(self, action: SessionUpdated) -> None:
+        self._session_updated.set()
+
+    def _on_send(self, action: Send) -> None:
+        self.source.control.append(OutFrame(action.wire))  # goes out after the next chunk
+
+    def _on_first_audio(self, action: FirstAudio) -> None:
+        turn = self._active(action.turn)
+        if turn is not None:
+            turn.first_audio.set()
+
+    def _on_response_ended(self, action: ResponseEnded) -> None:
+        turn = self._active(action.turn)
+        if turn is not None:
+            turn.done.set()
+
+    def _on_truncated(self, action: Truncated) -> None:
+        turn = self._active(action.turn)
+        if turn is not None:
+            turn.truncated.set()
+
+    def _on_ended(self, action: Ended) -> None:
+        """Wake every waiter: the conversation cannot go on."""
+        self._session_created.set()
+        self._session_updated.set()
+        for turn in self.active:
+            turn.done.set()
+
+    def _on_turn_ended(self, action: TurnEnded) -> None:
+        rec = action.record
+        turn = self._active(rec.turn_idx)
+        if turn is not None:
+            rec.send_lateness_max_ms = turn.lateness_ms
+            self.active.remove(turn)
+        self._record_turn(rec)
+
+    def _active(self, idx: int) -> _Turn | None:
+        for turn in self.active:
+            if turn.idx == idx:
+                return turn
+        return None
 
     # -- main ------------------------------------------------------------------------------
 
@@ -243,40 +308,34 @@ class ClientSession:
                     finally:
                         if self._paced is not None:
                             self._paced.stop()
-                    if self._ended is None:
-                        self._ended = "finished"  # our own close is not an error
+                    self.conversation.finish()  # our own close is not an error
                     nursery.cancel_scope.cancel()
         except transport.HandshakeFailed as exc:
             kind = "http_status" if exc.status else (
                 "timeout" if exc.code == "connect_timeout" else "connect")
             code = exc.code or (str(exc.status) if exc.status else None)
-            self._error("connect", kind, code, str(exc))
+            self._error(failure("connect", kind, code, str(exc)))
 
     async def _configure(self, ws: WsClient) -> None:
         sc = self.scenario
         with trio.move_on_after(sc.connect_timeout_s):
             await self._session_created.wait()
-        self._check_alive("session.created")
-        session = session_to_wire(sc.session, self.target.dialect)
-        text = self.conn.send(Event(EventType.SESSION_UPDATE, {"session": session}))
-        assert text is not None
+        self._check_alive()
         try:
-            ws.send_text(text)
+            ws.send_text(self.conversation.configure(sc.session).wire)
         except ConnectionClosed as exc:
             self._closed(exc.reason)
             raise SessionEnded from None
         with trio.move_on_after(sc.connect_timeout_s):
             await self._session_updated.wait()
-        self._check_alive("session.updated")
+        self._check_alive()
 
-    def _check_alive(self, waited_for: str) -> None:
-        if self._ended is not None:
+    def _check_alive(self) -> None:
+        """After a bounded wait: go on, or end the session (recording a set-up timeout)."""
+        if self.conversation.ended is not None:
             raise SessionEnded
-        if (waited_for == "session.created" and not self._session_created.is_set()) or (
-            waited_for == "session.updated" and not self._session_updated.is_set()
-        ):
-            self._error("session", "timeout", f"no_{waited_for.replace('.', '_')}",
-                        f"no {waited_for} within {self.scenario.connect_timeout_s:g} s")
+        if self.conversation.awaiting is not None:
+            self._act(self.conversation.setup_timed_out(self.scenario.connect_timeout_s))
             raise SessionEnded
 
     def begin_turn(self, turn_idx: int, interrupting: _Turn | None = None) -> _Turn:
@@ -285,35 +344,30 @@ class ClientSession:
         plan = self.plans[(self.idx + turn_idx) % len(self.plans)]
         record = TurnRecord(
             target=self.target.name, region=self.target.region, model=self.target.model,
-            session_idx=self.idx, session_id=self.conn.session_id, turn_idx=turn_idx,
+            session_idx=self.idx, session_id=self.conversation.session_id, turn_idx=turn_idx,
             utterance=plan.utterance.name, t_start_s=self.clock() - self.run_t0,
             chunk_ms=sc.chunk_ms, speech_end_ms=plan.utterance.speech_end_ms,
             connect_ms=self.connect_ms, session_created_ms=self.session_created_ms,
             turn_mode=sc.turn_mode,
         )
-        turn = _Turn(turn_idx, plan, TurnTracker(record, self._claimed))
-        turn.tracker.on_first_audio = turn.first_audio.set
-        marks: dict[int, list[Callable[[float], None]]] = {plan.eos_chunk: [turn.tracker.on_eos_sent]}
+        conv = self.conversation
+        turn = _Turn(turn_idx, plan, conv.begin_turn(record, manual=sc.turn_mode == "manual"))
+        marks: dict[int, list[Callable[[float], None]]] = {
+            plan.eos_chunk: [partial(conv.eos_sent, turn_idx)]}
         if interrupting is not None:
-            marks.setdefault(plan.speech_start_chunk, []).append(interrupting.tracker.on_barge_sent)
-        then: tuple[OutFrame, ...] = ()
-        if sc.turn_mode == "manual":
-            then = tuple(OutFrame(self._client_frame(t, {})) for t in (
-                EventType.INPUT_AUDIO_COMMIT, EventType.RESPONSE_CREATE))
-        self.source.start(plan, marks, then, turn.tracker.on_commit_sent if then else None)
+            marks.setdefault(plan.speech_start_chunk, []).append(
+                partial(conv.barge_sent, interrupting.idx))
+        then = tuple(OutFrame(send.wire) for send in turn.state.sends)
+        self.source.start(plan, marks, then, partial(conv.commit_sent, turn_idx) if then else None)
         self.active.append(turn)
         self.turn_idx = turn_idx
         return turn
 
-    def _client_frame(self, etype: str, data: dict[str, object]) -> str:
-        text = self.conn.send(Event(etype, data))
-        assert text is not None
-        return text
-
     async def _turn(self, turn_idx: int, handed: _Turn | None) -> _Turn | None:
         """Run one turn to its ``response.done``; return the next turn if it already began."""
         sc = self.scenario
-        if self._ended is not None:
+        conv = self.conversation
+        if conv.ended is not None:
             raise SessionEnded
         turn = handed if handed is not None else self.begin_turn(turn_idx)
         tracker = turn.tracker
@@ -323,30 +377,15 @@ class ClientSession:
                     and turn_idx + 1 < sc.turns_per_session):
                 await turn.first_audio.wait()
                 await trio.sleep(sc.barge_in_after_ms / 1000.0)
-                if not turn.done.is_set() and self._ended is None:
+                if not turn.done.is_set() and conv.ended is None:
                     barging = self.begin_turn(turn_idx + 1, interrupting=turn)
             await turn.done.wait()
             if tracker.record.truncate_audio_end_ms is not None:
                 with trio.move_on_after(TRUNCATE_CONFIRM_S):
                     await turn.truncated.wait()  # conversation.item.truncated follows the cancel
-        rec = tracker.finalize(timed_out=scope.cancelled_caught and self._ended is None)
-        rec.send_lateness_max_ms = turn.lateness_ms
-        # Failed only because the connection went: the close is the error (recorded already).
-        cut_by_close = tracker.t_done is None and tracker.error is None
-        if rec.status == "error" and self._close_code is not None and cut_by_close:
-            rec.error_code = f"close_{self._close_code}"  # the connection went mid-turn
-        if rec.status == "timeout":
-            self._error("turn", "timeout", "turn_timeout",
-                        f"no response.done within {sc.turn_timeout_s:g} s")
-        elif rec.status == "error" and not (self._ended is not None and cut_by_close):
-            # An error event or failed response.done is recorded even when the close came in
-            # the same read (session_expired, then close 1001, in one TCP segment).
-            kind = "error_event" if tracker.t_done is None else "response_failed"
-            message = tracker.error.message if tracker.error else f"status {rec.response_status}"
-            self._error("turn", kind, rec.error_code, message)
-        self._record_turn(rec)
-        self.active.remove(turn)
-        if self._ended is not None:
+        self._act(conv.end_turn(
+            turn_idx, timed_out_after_s=sc.turn_timeout_s if scope.cancelled_caught else None))
+        if conv.ended is not None:
             raise SessionEnded
         if barging is not None:
             return barging  # the user is already speaking: no think time
@@ -362,7 +401,7 @@ class ClientSession:
         return SessionRecord(
             target=self.target.name, region=self.target.region, model=self.target.model,
             session_idx=self.idx, slot=slot, attempt=self.attempt,
-            session_id=self.conn.session_id, intended_start_s=intended_start_s,
+            session_id=self.conversation.session_id, intended_start_s=intended_start_s,
             start_s=start_s, start_lag_ms=(start_s - intended_start_s) * 1000.0,
             connect_ms=self.connect_ms, session_created_ms=self.session_created_ms,
             turns_ok=self.turns_ok, turns_failed=self.turns_failed,
@@ -375,7 +414,8 @@ class ClientSession:
         type, so the run goes on for every other session and says it is incomplete."""
         phase = "turn" if self.turn_idx is not None else (
             "session" if self.connect_ms is not None else "connect")
-        self._error(phase, "crash", type(exc).__name__, f"{type(exc).__name__}: {exc}", FATAL)
+        self._error(Failed(phase, "crash", type(exc).__name__, FATAL,
+                           f"{type(exc).__name__}: {exc}"))
 
     def retryable_failure(self) -> bool:
         """Failed retryably before completing any turn (connect, handshake, set-up)."""
@@ -403,7 +443,7 @@ class ClientSession:
         chunk sent more than a whole chunk late was bunched with its predecessor and is
         counted as such. Returns False when the session wants no more ticks.
         """
-        if self._ended is not None:
+        if self.conversation.ended is not None:
             return False
         chunk = self.source.next()
         try:
@@ -430,81 +470,29 @@ class ClientSession:
         self._closed(await ws.receive_into(self.handle_frame))  # stamps before parsing
 
     def handle_frame(self, frame: str | bytes, t: float) -> bool:
-        """Parse, check and act on one server message received at ``t``.
+        """Feed one server message received at ``t`` to the conversation and act on it.
 
         Returns False when the frame was not a usable event: a malformed one is recorded as a
         protocol error, an unknown event type is counted (first of each type recorded as
         benign). Never raises for anything a server can send.
         """
-        try:
-            event = self.conn.receive(frame)
-            check_server_event(event)
-        except ProtocolViolation as exc:
-            self._error(self._phase(), "protocol", exc.kind, exc.detail)
-            return False
-        if not event.known:
-            seen = self.unknown_events.get(event.type, 0)
-            self.unknown_events[event.type] = seen + 1
-            if not seen:
-                self._error(self._phase(), "unknown_event", event.type[:100],
-                            "event type unknown to rtbench (kept, not used)", BENIGN)
-            return False
-        self._dispatch(event, t)
-        return True
-
-    def _dispatch(self, event: Event, t: float) -> None:
-        etype = event.type
-        if etype == EventType.SESSION_CREATED and not self._session_created.is_set():
-            self.session_created_ms = (t - self._t_connect) * 1000.0
-            self.sink.recorder.record_ms(self.target.name, "session_created_ms",
-                                         self.session_created_ms)
-            self._session_created.set()
-        elif etype == EventType.SESSION_UPDATED:
-            self._session_updated.set()
-        elif etype == EventType.ERROR and not self.active:
-            self._session_error(event)
-        elif etype == EventType.SPEECH_STARTED:
-            self._stop_playback(t)
-        for turn in self.active:
-            turn.tracker.on_event(event, t)
-            if turn.tracker.finished:
-                turn.done.set()
-            if turn.tracker.record.truncated:
-                turn.truncated.set()
-
-    def _stop_playback(self, t: float) -> None:
-        """The server heard our barge-in: stop 'playing' and tell it how much was heard."""
-        for turn in self.active:
-            tr = turn.tracker
-            if tr.t_barge is not None and not tr.finished and tr.item_id is not None and (
-                    tr.record.truncate_audio_end_ms is None):
-                played = tr.played_ms(t)
-                tr.record.truncate_audio_end_ms = played
-                self.source.control.append(OutFrame(self._client_frame(
-                    EventType.ITEM_TRUNCATE,
-                    {"item_id": tr.item_id, "content_index": 0, "audio_end_ms": played})))
-
-    def _session_error(self, event: Event) -> None:
-        """An ``error`` outside a turn: while configuring it ends the session (the seed case)."""
-        info = event.error_fields() or ErrorInfo("unknown", None, "")
-        hint = explain_session_error(info, self.target.dialect)
-        message = f"{hint} (server said: {info.message})" if hint else info.message
-        self._error("session", "error_event", info.code or info.type, message)
-        if not self._session_updated.is_set():
-            self._end("error during session set-up")
+        used = self.conversation.receive_frame(frame, t)
+        self._act(self.conversation.next_actions())
+        return used
 
     def _closed(self, reason: CloseReason) -> None:
-        if self._ended is not None:
-            return
-        code = str(reason.code)
-        self._close_code = code
-        message = reason.reason or reason.name
-        self._error(self._phase(), "close", code, f"connection closed: {message}")
-        self._end("closed")
+        self._act(self.conversation.closed(str(reason.code), reason.reason or reason.name))
 
-    def _end(self, why: str) -> None:
-        self._ended = why
-        self._session_created.set()
-        self._session_updated.set()
-        for turn in self.active:
-            turn.done.set()
+
+#: Action type -> what the session does with it (a table, as the conversation's own handlers).
+_ACTIONS: dict[type, Callable[[ClientSession, Any], None]] = {
+    SessionCreated: ClientSession._on_session_created,
+    SessionUpdated: ClientSession._on_session_updated,
+    Send: ClientSession._on_send,
+    Failed: ClientSession._error,
+    FirstAudio: ClientSession._on_first_audio,
+    ResponseEnded: ClientSession._on_response_ended,
+    Truncated: ClientSession._on_truncated,
+    Ended: ClientSession._on_ended,
+    TurnEnded: ClientSession._on_turn_ended,
+}

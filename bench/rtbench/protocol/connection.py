@@ -1,10 +1,15 @@
-"""Sans-IO Realtime connection, shared by the client and the simulator.
+"""Sans-IO Realtime connection: the wire half of either role (the simulator is the server).
 
 Plain data in, plain data out, in the manner of h11/wsproto: ``send(event)`` returns the text to
 put on the socket, ``receive(text)`` returns the Event it holds. The object checks direction
 (a client never sends a server event and vice versa), stamps ``event_id`` on server events the
 way the services do, and keeps the little state both sides need: the session id and the active
 response. It never touches a socket or a clock.
+
+The simulator uses the server role. rtbench's own client reads servers through
+:class:`~rtbench.protocol.conversation.Conversation` and a provider adapter
+(:mod:`rtbench.protocol.adapters`), which own the client's script; the client role here is the
+plain wire half, for clients scripted by hand (tests, referees).
 """
 
 from __future__ import annotations

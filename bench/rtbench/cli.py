@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from .client.workload import WorkloadError
-from .commands import calibrate, compare, gate, probe, report, run, serve, sweep
+from .commands import calibrate, compare, gate, init, probe, report, run, serve, sweep
 from .config.scenario import ConfigError
 from .process.exitcodes import EXIT_CONFIG
 from .results.store import ResultsError
@@ -26,6 +26,7 @@ COMMANDS: dict[str, ModuleType] = {
     "gate": gate,
     "probe": probe,
     "report": report,
+    "init": init,
 }
 
 

@@ -20,6 +20,7 @@ from ..live.watcher import Watcher
 from ..orchestrate.execute import RunOutcome, embedded_simulator, execute, print_outcome
 from ..protocol import Dialect
 from ..results.store import load_manifest
+from .bundled import DEFAULT_SCENARIO
 from .distflags import add_dist_args, dist_runner
 from .gateflags import add_gate_args, budget_texts, gate_config
 from .simflags import add_profile_args, sim_argv, simulator_from
@@ -30,8 +31,9 @@ HELP = "run a benchmark (the default command)"
 
 def add_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--sessions", type=int, default=10, help="concurrent sessions (default 10)")
-    run.add_argument("--scenario", type=Path, default=Path("workloads/default.toml"),
-                     help="scenario TOML (default workloads/default.toml)")
+    run.add_argument("--scenario", type=Path, default=DEFAULT_SCENARIO,
+                     help="scenario TOML (default: the bundled default.toml; `rtbench init DIR` "
+                          "writes an editable copy)")
     run.add_argument("--turns", type=int, default=None, help="turns per session (overrides)")
     run.add_argument("--chunk-ms", type=int, default=None, help="chunk size (overrides)")
     run.add_argument("--url", default=None,

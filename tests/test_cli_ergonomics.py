@@ -1,0 +1,75 @@
+"""The command line as a new user meets it: runs from any directory after ``pip install``,
+``rtbench init``, one-line usage errors with suggestions, durations with units."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from conftest import REPO
+from test_cli import rtbench
+
+SMALLEST = ("--sessions", "2", "--turns", "1", "--progress", "off", "--no-report",
+            "--sim-first-audio-ms", "100", "--sim-response-audio-ms", "200")
+
+
+def run_manifest(results: Path) -> dict[str, object]:
+    (run_dir,) = results.iterdir()
+    manifest: dict[str, object] = json.loads((run_dir / "manifest.json").read_text())
+    return manifest
+
+
+def test_default_scenario_is_found_from_any_directory(tmp_path: Path) -> None:
+    proc = rtbench(*SMALLEST, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "results").is_dir()  # results land where the user is, as before
+
+
+def test_an_installed_wheel_carries_its_workloads(tmp_path: Path) -> None:
+    """Build the wheel ``pip install .`` would install, unpack it, run it from elsewhere."""
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                    "-q", "-w", str(tmp_path / "dist"), str(REPO)],
+                   check=True, capture_output=True, timeout=120)
+    (wheel,) = (tmp_path / "dist").glob("rtbench-*.whl")
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    shipped = {p.relative_to(site / "rtbench" / "workloads")
+               for p in (site / "rtbench" / "workloads").rglob("*") if p.is_file()}
+    in_repo = {p.relative_to(REPO / "workloads")
+               for p in (REPO / "workloads").rglob("*") if p.is_file()}
+    assert shipped == in_repo
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(site)}  # ahead of the editable install
+    proc = subprocess.run([sys.executable, "-m", "rtbench", *SMALLEST, "--results", "r"],
+                          cwd=work, env=env, text=True, capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    scenario = run_manifest(work / "r")["scenario"]
+    assert isinstance(scenario, dict)
+    assert scenario["audio_dir"] == str(site / "rtbench" / "workloads" / "audio")
+
+
+def test_init_writes_an_editable_copy_and_keeps_existing_files(tmp_path: Path) -> None:
+    proc = rtbench("init", "mine", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    mine = tmp_path / "mine"
+    for name in ("default.toml", "targets.example.toml", "budgets.example.toml",
+                 "faults.example.toml", "audio/en_weather.wav", "audio/PROVENANCE.md"):
+        assert (mine / name).is_file(), name
+    assert "rtbench --scenario mine/default.toml" in proc.stdout
+    edited = (mine / "default.toml").read_text().replace('name = "default"', 'name = "mine"')
+    (mine / "default.toml").write_text(edited)
+    again = rtbench("init", "mine", cwd=tmp_path)
+    assert again.returncode == 2 and again.stderr.count("\n") == 1
+    assert "exists: nothing written" in again.stderr and "--force" in again.stderr
+    assert 'name = "mine"' in (mine / "default.toml").read_text()  # nothing overwritten
+    proc = rtbench("--scenario", "mine/default.toml", *SMALLEST, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    scenario = run_manifest(tmp_path / "results")["scenario"]
+    assert isinstance(scenario, dict) and scenario["name"] == "mine"
+    assert rtbench("init", "mine", "--force", cwd=tmp_path).returncode == 0
+    assert 'name = "default"' in (mine / "default.toml").read_text()

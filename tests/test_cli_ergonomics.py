@@ -10,6 +10,10 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
+from rtbench.commands.argtypes import parse_duration
+
 from conftest import REPO
 from test_cli import rtbench
 
@@ -73,3 +77,24 @@ def test_init_writes_an_editable_copy_and_keeps_existing_files(tmp_path: Path) -
     assert isinstance(scenario, dict) and scenario["name"] == "mine"
     assert rtbench("init", "mine", "--force", cwd=tmp_path).returncode == 0
     assert 'name = "default"' in (mine / "default.toml").read_text()
+
+
+@pytest.mark.parametrize(("text", "unit", "value"), [
+    ("30s", "s", 30.0), ("5m", "s", 300.0), ("1h30m", "s", 5400.0), ("250ms", "s", 0.25),
+    ("1m0.5s", "s", 60.5), (".5s", "s", 0.5), ("12", "s", 12.0), ("0", "s", 0.0),
+    ("1.5s", "ms", 1500.0), ("700", "ms", 700.0), ("250us", "ms", 0.25), ("2h", "ms", 7.2e6),
+])
+def test_durations_read_go_units_and_plain_numbers_in_the_flags_unit(
+        text: str, unit: str, value: float) -> None:
+    assert parse_duration(text, unit) == pytest.approx(value)
+
+
+@pytest.mark.parametrize(("text", "why"), [
+    ("nan", "not a finite duration"), ("inf", "not a finite duration"),
+    ("1e400", "not a finite duration"), ("-1", "must not be negative"),
+    ("-2s", "must not be negative"), ("1h30", "is not a duration"), ("30x", "is not a duration"),
+    ("", "is not a duration"), ("s", "is not a duration"),
+])
+def test_bad_durations_are_refused_with_the_reason(text: str, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        parse_duration(text)

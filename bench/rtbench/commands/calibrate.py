@@ -13,13 +13,14 @@ from ..config.scenario import ConfigError
 from ..orchestrate.execute import execute
 from ..process.exitcodes import EXIT_OK
 from . import run
+from .argtypes import MILLISECONDS
 
 HELP = "measure rtbench's own TTFA error against a simulator with known latency"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     run.add_arguments(p)
-    p.add_argument("--injected-ms", type=float, default=700.0,
+    p.add_argument("--injected-ms", type=MILLISECONDS, default=700.0, metavar="MS",
                    help="the simulator's constant first-audio latency (default 700)")
     p.set_defaults(sessions=50, turns=2, progress="off", no_report=True)
 

@@ -13,6 +13,7 @@ from ..client.workload import load_utterance, plan_chunks
 from ..config.scenario import ConfigError
 from ..process.exitcodes import EXIT_GATE_FAILED, EXIT_OK
 from . import run
+from .argtypes import SECONDS
 
 HELP = "find which session set-up step fails against a target (the 'error after created' case)"
 
@@ -23,8 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--attempts", type=int, default=3, help="fresh sessions per rung (default 3)")
     g.add_argument("--retries", type=int, default=1,
                    help="retries of a failed attempt before it counts as failed (default 1)")
-    g.add_argument("--probe-timeout-s", type=float, default=20.0,
-                   help="bound on one attempt (default 20)")
+    g.add_argument("--probe-timeout-s", type=SECONDS, default=20.0, metavar="DURATION",
+                   help="bound on one attempt (default 20s)")
     g.add_argument("--all-rungs", action="store_true",
                    help="keep climbing after a failing rung")
 

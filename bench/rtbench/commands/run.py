@@ -20,6 +20,7 @@ from ..live.watcher import Watcher
 from ..orchestrate.execute import RunOutcome, embedded_simulator, execute, print_outcome
 from ..protocol import Dialect
 from ..results.store import load_manifest
+from .argtypes import MILLISECONDS, SECONDS
 from .bundled import DEFAULT_SCENARIO
 from .distflags import add_dist_args, dist_runner
 from .gateflags import add_gate_args, budget_texts, gate_config
@@ -45,7 +46,7 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--results", type=Path, default=Path("results"),
                      help="results root directory (default ./results)")
     run.add_argument("--run-id", default=None, help="run directory name (default: time + random)")
-    run.add_argument("--saturation-threshold-ms", type=float, default=5.0,
+    run.add_argument("--saturation-threshold-ms", type=MILLISECONDS, default=5.0, metavar="MS",
                      help="p99 loop lag / send lateness above which the generator is reported "
                           "saturated (default 5)")
     load = run.add_argument_group("load model")
@@ -54,18 +55,20 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
     load.add_argument("--rate", type=float, default=0.0, help="open model: sessions per second")
     load.add_argument("--arrival", choices=["constant", "poisson"], default="constant",
                       help="open model: arrival spacing (default constant)")
-    load.add_argument("--ramp-up", type=float, default=0.0, metavar="S",
-                      help="closed model: spread the slots' first starts over S seconds")
-    load.add_argument("--duration", type=float, default=None, metavar="S",
-                      help="stop starting sessions/turns after S seconds; closed slots reconnect "
-                           "until then (soak)")
+    load.add_argument("--ramp-up", type=SECONDS, default=0.0, metavar="DURATION",
+                      help="closed model: spread the slots' first starts over this long "
+                           "(e.g. 30s, 2m; a plain number is seconds)")
+    load.add_argument("--duration", type=SECONDS, default=None, metavar="DURATION",
+                      help="stop starting sessions/turns after this long (e.g. 30s, 1h30m); "
+                           "closed slots reconnect until then (soak)")
     load.add_argument("--total-sessions", type=int, default=None,
                       help="open model: stop after this many arrivals")
     load.add_argument("--retry", type=int, default=0, metavar="N",
                       help="retry a session that failed retryably before its first turn, up to N "
                            "times (default 0: off); attempts are reported separately")
-    load.add_argument("--retry-backoff", type=float, default=0.5, metavar="S",
-                      help="first retry delay, doubled per attempt, jittered, capped at 8 s")
+    load.add_argument("--retry-backoff", type=SECONDS, default=0.5, metavar="DURATION",
+                      help="first retry delay (default 500ms), doubled per attempt, jittered, "
+                           "capped at 8 s")
     add_target_args(run)
     add_gate_args(run)
     g = run.add_argument_group("while running")
@@ -76,8 +79,8 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
     g.add_argument("--progress", choices=["auto", "rich", "plain", "off"], default="auto",
                    help="live progress on stderr (auto: rich on a terminal, else a line every 5 s)")
     g.add_argument("--no-report", action="store_true", help="do not write report.html")
-    g.add_argument("--hlog-interval-s", type=float, default=5.0,
-                   help="interval of the HdrHistogram log intervals.hlog (default 5)")
+    g.add_argument("--hlog-interval-s", type=SECONDS, default=5.0, metavar="DURATION",
+                   help="interval of the HdrHistogram log intervals.hlog (default 5s)")
     add_dist_args(run)
     add_profile_args(run, "sim-")
 

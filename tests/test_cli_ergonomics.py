@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from rtbench import __version__
 from rtbench.commands.argtypes import parse_duration
 
 from conftest import REPO
@@ -98,3 +99,37 @@ def test_durations_read_go_units_and_plain_numbers_in_the_flags_unit(
 def test_bad_durations_are_refused_with_the_reason(text: str, why: str) -> None:
     with pytest.raises(ValueError, match=why):
         parse_duration(text)
+
+
+def one_line_error(*args: str) -> str:
+    """stderr of a usage mistake, checked to be a single ``rtbench: error:`` line and exit 2."""
+    proc = rtbench(*args)
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    assert proc.stdout == "" and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith("rtbench: error: "), proc.stderr
+    return proc.stderr
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["rnu"], "'run'?"),
+    (["--sesions", "5"], "unknown flag --sesions, did you mean '--sessions'?"),
+    (["sweep", "--strat=4"], "did you mean '--start'?"),
+    (["serve", "--prot", "1"], "did you mean '--port'?"),
+    (["--progress", "rihc"], "'rich'?"),
+    (["--duration", "30x"], "argument --duration: '30x' is not a duration"),
+    (["--ramp-up", "nan"], "argument --ramp-up: 'nan' is not a finite duration"),
+    (["--retry-backoff=-1s"], "argument --retry-backoff: must not be negative"),
+    (["--hlog-interval-s", "-2"], "argument --hlog-interval-s: must not be negative"),
+    (["--sessions", "0"], "--sessions must be at least 1"),
+    (["run", "stray"], "unexpected argument 'stray'"),
+    (["gate"], "the following arguments are required: RUN"),
+])
+def test_usage_mistakes_are_one_line_with_the_fix(args: list[str], says: str) -> None:
+    assert says in one_line_error(*args)
+
+
+def test_version_and_help_texts() -> None:
+    proc = rtbench("--version")
+    assert proc.returncode == 0 and proc.stdout.strip() == f"rtbench {__version__}"
+    help_text = rtbench("run", "--help").stdout
+    assert "--dialect {ga,beta}" in help_text and "event names --url" in help_text

@@ -39,7 +39,9 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--chunk-ms", type=int, default=None, help="chunk size (overrides)")
     run.add_argument("--url", default=None,
                      help="target WebSocket URL; none = the built-in simulator")
-    run.add_argument("--dialect", choices=[d.value for d in Dialect], default="ga")
+    run.add_argument("--dialect", choices=[d.value for d in Dialect], default="ga",
+                     help="event names --url (or the embedded simulator) speaks: ga (the GA "
+                          "Realtime API, default) or beta (OpenAI beta / Azure preview)")
     run.add_argument("--name", default=None, help="target name (default: region/model)")
     run.add_argument("--region", default=None, help="region label (default 'local')")
     run.add_argument("--model", default=None, help="model/deployment label")

@@ -98,6 +98,8 @@ def total_sessions(ns: argparse.Namespace, n_targets: int) -> int:
         if ns.sessions_per_target < 1:
             raise ConfigError("--sessions-per-target must be at least 1")
         return int(ns.sessions_per_target) * n_targets
+    if ns.sessions < 1:
+        raise ConfigError("--sessions must be at least 1")
     if ns.sessions < n_targets:
         raise ConfigError(f"--sessions {ns.sessions} leaves some of the {n_targets} targets "
                           "without a session (use --sessions-per-target)")

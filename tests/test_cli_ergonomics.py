@@ -133,3 +133,25 @@ def test_version_and_help_texts() -> None:
     assert proc.returncode == 0 and proc.stdout.strip() == f"rtbench {__version__}"
     help_text = rtbench("run", "--help").stdout
     assert "--dialect {ga,beta}" in help_text and "event names --url" in help_text
+
+
+@pytest.mark.parametrize(("args", "flag"), [
+    (["probe", "--sessions", "5"], "--sessions"),
+    (["probe", "--duration", "5s"], "--duration"),
+    (["probe", "--budget", "ttfa.p95 < 1s"], "--budget"),
+    (["calibrate", "--url", "ws://127.0.0.1:1/v1/realtime"], "--url"),
+    (["calibrate", "--sim-first-audio-ms", "5"], "--sim-first-audio-ms"),
+    (["calibrate", "--workers", "2"], "--workers"),
+    (["sweep", "--junit", "j.xml"], "--junit"),
+    (["sweep", "--no-report"], "--no-report"),
+])
+def test_each_command_takes_only_the_flags_it_uses(args: list[str], flag: str) -> None:
+    assert f"unknown flag {flag}" in one_line_error(*args)
+
+
+def test_the_namespace_stays_in_the_command_layer() -> None:
+    """Commands turn flags into typed options; no lower layer sees argparse."""
+    below = [p for p in (REPO / "bench" / "rtbench").rglob("*.py")
+             if p.parent.name != "commands" and p.name != "cli.py"]
+    assert below
+    assert [str(p) for p in below if "argparse" in p.read_text() or "Namespace" in p.read_text()] == []

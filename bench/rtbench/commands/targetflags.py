@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..client.engine import INTERLEAVE
 from ..config.auth import DEFAULT_ENTRA_SCOPE
 from ..config.scenario import ConfigError, Target
 from ..config.targets import AUTH_METHODS, PROTOCOLS, PROVIDERS, TargetSpec, check_url, load_targets, resolve
@@ -22,7 +21,7 @@ _SPEC_FLAGS = ("endpoint", "resource", "deployment", "protocol", "api_version", 
 
 
 def add_target_args(run: argparse.ArgumentParser) -> None:
-    g = run.add_argument_group("real targets (see workloads/targets.example.toml)")
+    g = run.add_argument_group("real targets (see targets.example.toml; `rtbench init DIR` writes one)")
     g.add_argument("--targets", type=Path, default=None, help="targets TOML file ([[target]] tables)")
     g.add_argument("--target", action="append", default=[], metavar="NAME",
                    help="only this target of the file (repeatable)")
@@ -41,12 +40,6 @@ def add_target_args(run: argparse.ArgumentParser) -> None:
                    help="extra non-secret header (repeatable)")
     g.add_argument("--allow-insecure", action="store_true",
                    help="allow plaintext ws:// to non-loopback hosts")
-    g.add_argument("--interleave", choices=INTERLEAVE, default="rr",
-                   help="how sessions are spread over targets (default rr = round-robin)")
-    g.add_argument("--seed", type=int, default=0,
-                   help="seed of --interleave random, open-model arrivals and retry jitter (default 0)")
-    g.add_argument("--sessions-per-target", type=int, default=None, metavar="N",
-                   help="N sessions per target (instead of --sessions in total)")
 
 
 def _headers(raw: list[str]) -> tuple[tuple[str, str], ...]:
@@ -91,16 +84,3 @@ def resolve_targets(ns: argparse.Namespace) -> list[Target] | None:
         return None
     return [resolve(s, allow_insecure=ns.allow_insecure) for s in specs]
 
-
-def total_sessions(ns: argparse.Namespace, n_targets: int) -> int:
-    """Sessions of the whole run: --sessions in total, or --sessions-per-target × targets."""
-    if ns.sessions_per_target is not None:
-        if ns.sessions_per_target < 1:
-            raise ConfigError("--sessions-per-target must be at least 1")
-        return int(ns.sessions_per_target) * n_targets
-    if ns.sessions < 1:
-        raise ConfigError("--sessions must be at least 1")
-    if ns.sessions < n_targets:
-        raise ConfigError(f"--sessions {ns.sessions} leaves some of the {n_targets} targets "
-                          "without a session (use --sessions-per-target)")
-    return int(ns.sessions)

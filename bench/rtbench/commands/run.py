@@ -91,7 +91,8 @@ class RunOptions:
 
 
 def run_options(ns: argparse.Namespace) -> RunOptions:
-    """The flags of ``run`` (or ``sweep``) as a :class:`RunOptions`: every config error here."""
+    """The flags of ``run`` (or ``sweep``) as a :class:`RunOptions`, every flag checked here
+    (the session count against the targets and workers when a plan is made)."""
     scenario = scenario_from(ns.scenario, ns.turns, ns.chunk_ms)
     texts = budget_texts(ns, ns.scenario)
     gate = gate_config(ns, texts)

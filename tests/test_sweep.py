@@ -48,7 +48,7 @@ def test_sweep_finds_the_simulators_configured_knee(tmp_path: Path, short_audio:
         [sys.executable, "-m", "rtbench", "sweep", "--budget", "ttfa.p95 < 550ms",
          "--scenario", str(short_audio / "short.toml"),
          "--start", "2", "--max", "32", "--turns", "1", "--results", str(tmp_path),
-         "--run-id", "sw", "--progress", "off", "--no-report",
+         "--run-id", "sw", "--progress", "off",
          "--saturation-threshold-ms", "100",  # this test is about the knee; the stop is unit-tested
          "--sim-first-audio-ms", "300", "--sim-first-audio-p99-ms", "300",
          "--sim-knee-sessions", "6", "--sim-per-session-over-knee-ms", "100",

@@ -43,7 +43,8 @@ _OP_RE = re.compile(r"<=|>=|==|<|>")
 _NAME_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\.(.+?))?\s*(?:\{(.*)\})?$")
 _STAT_RE = re.compile(r"^p\(?(\d+(?:\.\d+)?)\)?$")
 _VALUE_RE = re.compile(r"^([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(ms|us|µs|s|%)?$")
-_UNIT_MS = {"ms": 1.0, "s": 1000.0, "us": 0.001, "µs": 0.001, None: 1.0}
+#: Latency units in ms (None: a bare number is ms); the CLI's duration flags extend it.
+LATENCY_UNITS_MS = {"ms": 1.0, "s": 1000.0, "us": 0.001, "µs": 0.001, None: 1.0}
 Fail = Callable[[str], NoReturn]
 
 
@@ -154,7 +155,7 @@ def parse_budget(text: str) -> Budget:
     if budget.kind == "latency":
         if unit == "%":
             fail("'%' is not a unit for a latency (use ms, s or us)")
-        limit = number * _UNIT_MS[unit]
+        limit = number * LATENCY_UNITS_MS[unit]
     elif budget.kind == "rate":
         if unit not in (None, "%"):
             fail(f"{unit!r} is not a unit for a rate (use % or a fraction)")

@@ -1,5 +1,8 @@
 """``rtbench calibrate``: measure rtbench's own TTFA error against the embedded simulator
-answering with a known, constant latency; prints p50/p99 of the error at N sessions."""
+answering with a known, constant latency; prints p50/p99 of the error at N sessions.
+
+Takes only what such a run needs: no targets (it is against the simulator by definition), no
+simulator flags (the latency is ``--injected-ms``), no budgets or load model."""
 
 from __future__ import annotations
 
@@ -9,42 +12,52 @@ import tempfile
 from pathlib import Path
 
 from ..analysis.calibration import describe, ttfa_error
-from ..config.scenario import ConfigError
-from ..orchestrate.execute import execute
 from ..process.exitcodes import EXIT_OK
-from . import run
+from .argtypes import MILLISECONDS
+from .destination import Embedded, open_destination
+from .run import RunOptions
+from .runflags import (
+    add_live_args,
+    add_output_args,
+    add_scenario_args,
+    add_sessions_arg,
+    live_from,
+    output_from,
+    scenario_from,
+)
 
 HELP = "measure rtbench's own TTFA error against a simulator with known latency"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    run.add_arguments(p)
-    p.add_argument("--injected-ms", type=float, default=700.0,
+    add_sessions_arg(p, default=50)
+    add_scenario_args(p)
+    add_output_args(p)
+    add_live_args(p, abort=False)
+    p.add_argument("--injected-ms", type=MILLISECONDS, default=700.0, metavar="MS",
                    help="the simulator's constant first-audio latency (default 700)")
-    p.set_defaults(sessions=50, turns=2, progress="off", no_report=True)
+    p.set_defaults(turns=2, progress="off")
 
 
 def handle(ns: argparse.Namespace) -> int:
-    if ns.targets is not None or ns.provider is not None or ns.url is not None:
-        raise ConfigError("calibrate runs against the embedded simulator only (no targets)")
-    ns.sim_first_audio_ms = ns.injected_ms
-    ns.sim_first_audio_p99_ms = ns.injected_ms
-    if ns.sim_stats_file is None:  # to report the simulator's own lateness beside the error
-        ns.sim_stats_file = Path(tempfile.mkdtemp(prefix="rtbench-cal-")) / "sim-stats.json"
-    prep = run.prepare(ns)
-    with run.open_targets(ns, prep.extra) as targets:
-        plan = run.plan_for(ns, prep.scenario, targets)
-        outcome = execute(plan, ns.results, ns.run_id, prep.extra,
-                          ns.saturation_threshold_ms, prep.watchers)
+    injected = str(ns.injected_ms)
+    # The simulator's stats file, to report its own lateness beside the error.
+    stats_file = Path(tempfile.mkdtemp(prefix="rtbench-cal-")) / "sim-stats.json"
+    simulator = Embedded(("--first-audio-ms", injected, "--first-audio-p99-ms", injected,
+                          "--stats-file", str(stats_file)))
+    opts = RunOptions(scenario_from(ns.scenario, ns.turns, ns.chunk_ms), simulator, ns.sessions,
+                      output=output_from(ns), live=live_from(ns, None))
+    with open_destination(opts.destination) as targets:
+        outcome = opts.execute(targets, opts.output.results, opts.output.run_id)
     sim_lateness = None
-    if ns.sim_stats_file.exists():
-        sim_lateness = json.loads(ns.sim_stats_file.read_text()).get("send_lateness_ms")
+    if stats_file.exists():
+        sim_lateness = json.loads(stats_file.read_text()).get("send_lateness_ms")
     result = ttfa_error(outcome.turns, ns.injected_ms)
-    result["sessions"] = plan.sessions
+    result["sessions"] = opts.sessions  # one target: the run's sessions
     result["generator"] = outcome.generator
     result["simulator_send_lateness_ms"] = sim_lateness
     (outcome.run_dir / "calibration.json").write_text(json.dumps(result, indent=2))
-    print(describe(result, plan.sessions, sim_lateness))
+    print(describe(result, opts.sessions, sim_lateness))
     if outcome.generator.get("saturated"):
         print("  note: the load generator was saturated; the error includes its lag")
     print(f"results: {outcome.run_dir}")

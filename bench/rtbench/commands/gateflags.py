@@ -10,7 +10,8 @@ from ..analysis.gate import load_budget_file, parse_budgets
 from ..analysis.verdict import GateConfig, baseline_metrics_arg, parse_fraction
 
 
-def add_gate_args(p: argparse.ArgumentParser) -> None:
+def add_gate_args(p: argparse.ArgumentParser, outputs: bool = True) -> None:
+    """Budget and baseline flags (and ``--junit``/``--summary-json`` where a verdict is written)."""
     g = p.add_argument_group("release gate")
     g.add_argument("--budget", action="append", default=[], metavar="BUDGET",
                    help="e.g. 'ttfa.p95 < 800ms', 'error_rate{region=eastus2} < 1%%' (repeatable)")
@@ -26,6 +27,8 @@ def add_gate_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--allow-partial", action="store_true",
                    help="pass a run that did not finish as planned (stopped, crashed sessions, a "
                         "failed shard, recovered) instead of exiting 5")
+    if not outputs:
+        return
     g.add_argument("--junit", type=Path, default=None, metavar="PATH", help="write JUnit XML here")
     g.add_argument("--summary-json", type=Path, default=None, metavar="PATH",
                    help="write the verdict and summary as JSON here")

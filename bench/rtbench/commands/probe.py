@@ -4,6 +4,7 @@ ladder of session configurations); prints the failing step, error codes and ``se
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 
 import pandas as pd
 import trio
@@ -12,35 +13,53 @@ from ..client.probe import explain, ladder, run_probe
 from ..client.workload import load_utterance, plan_chunks
 from ..config.scenario import ConfigError
 from ..process.exitcodes import EXIT_GATE_FAILED, EXIT_OK
-from . import run
+from .argtypes import SECONDS
+from .destination import add_destination_args, destination_from, open_destination
+from .runflags import add_scenario_args, scenario_from
 
 HELP = "find which session set-up step fails against a target (the 'error after created' case)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    run.add_arguments(p)
+    add_scenario_args(p, turns=False)
+    add_destination_args(p)
     g = p.add_argument_group("probe")
     g.add_argument("--attempts", type=int, default=3, help="fresh sessions per rung (default 3)")
     g.add_argument("--retries", type=int, default=1,
                    help="retries of a failed attempt before it counts as failed (default 1)")
-    g.add_argument("--probe-timeout-s", type=float, default=20.0,
-                   help="bound on one attempt (default 20)")
+    g.add_argument("--probe-timeout-s", type=SECONDS, default=20.0, metavar="DURATION",
+                   help="bound on one attempt (default 20s)")
     g.add_argument("--all-rungs", action="store_true",
                    help="keep climbing after a failing rung")
 
 
-def handle(ns: argparse.Namespace) -> int:
+@dataclass(frozen=True, slots=True)
+class Probing:
+    """How hard each rung is tried."""
+
+    attempts: int = 3
+    retries: int = 1
+    timeout_s: float = 20.0
+    stop_at_failure: bool = True
+
+
+def probing_from(ns: argparse.Namespace) -> Probing:
     if ns.attempts < 1 or ns.retries < 0:
         raise ConfigError("--attempts must be at least 1 and --retries not negative")
-    prep = run.prepare(ns)
-    sc = prep.scenario
+    return Probing(ns.attempts, ns.retries, ns.probe_timeout_s, not ns.all_rungs)
+
+
+def handle(ns: argparse.Namespace) -> int:
+    probing = probing_from(ns)
+    sc = scenario_from(ns.scenario, None, ns.chunk_ms)
+    destination = destination_from(ns)
     plan = plan_chunks(load_utterance(sc.audio_dir / f"{sc.utterances[0]}.wav"), sc.chunk_ms)
     rungs = ladder(sc.session)
     worst = EXIT_OK
-    with run.open_targets(ns, prep.extra) as targets:
+    with open_destination(destination) as targets:
         for target in targets:
-            results = trio.run(run_probe, target, rungs, plan, ns.attempts, ns.retries,
-                               ns.probe_timeout_s, not ns.all_rungs)
+            results = trio.run(run_probe, target, rungs, plan, probing.attempts, probing.retries,
+                               probing.timeout_s, probing.stop_at_failure)
             table = pd.DataFrame([{
                 "rung": r.rung.name, "passed": r.passed,
                 "tries": len(r.tries), "fail/try": f"{r.failure_rate:.0%}",

@@ -1,13 +1,14 @@
 """``rtbench [run]``: benchmark real targets (a targets file, one-off flags, a URL) or the
-embedded simulator."""
+embedded simulator.
+
+The flags become one :class:`RunOptions` (:func:`run_options`), checked before any session
+starts; ``sweep`` and ``calibrate`` build the same object and run it level by level.
+"""
 
 from __future__ import annotations
 
 import argparse
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..analysis.verdict import (
@@ -20,170 +21,108 @@ from ..analysis.verdict import (
     write_outputs,
 )
 from ..client.engine import RunPlan
-from ..client.loadmodel import LoadModel
-from ..config.scenario import ConfigError, Scenario, Target, load_scenario
-from ..live.abort import abort_watcher
-from ..live.display import progress_watcher
-from ..live.intervals import hlog_watcher
-from ..live.watcher import Watcher
-from ..orchestrate.execute import RunOutcome, embedded_simulator, execute, print_outcome
-from ..protocol import Dialect
+from ..config.scenario import Scenario, Target
+from ..orchestrate.execute import RunOutcome, execute, print_outcome
 from ..results.store import load_manifest
-from .distflags import add_dist_args, dist_runner
+from .destination import Destination, Embedded, add_destination_args, destination_from, open_destination
+from .distflags import Dist, add_dist_args, dist_from, dist_runner
 from .gateflags import add_gate_args, budget_texts, gate_config
-from .simflags import add_profile_args, sim_argv, simulator_from
-from .targetflags import add_target_args, resolve_targets, total_sessions
+from .runflags import (
+    Live,
+    Load,
+    Output,
+    add_live_args,
+    add_load_args,
+    add_output_args,
+    add_scenario_args,
+    add_sessions_arg,
+    live_from,
+    load_from,
+    output_from,
+    scenario_from,
+)
 
 HELP = "run a benchmark (the default command)"
 
 
-def add_arguments(run: argparse.ArgumentParser) -> None:
-    run.add_argument("--sessions", type=int, default=10, help="concurrent sessions (default 10)")
-    run.add_argument("--scenario", type=Path, default=Path("workloads/default.toml"),
-                     help="scenario TOML (default workloads/default.toml)")
-    run.add_argument("--turns", type=int, default=None, help="turns per session (overrides)")
-    run.add_argument("--chunk-ms", type=int, default=None, help="chunk size (overrides)")
-    run.add_argument("--url", default=None,
-                     help="target WebSocket URL; none = the built-in simulator")
-    run.add_argument("--dialect", choices=[d.value for d in Dialect], default="ga")
-    run.add_argument("--name", default=None, help="target name (default: region/model)")
-    run.add_argument("--region", default=None, help="region label (default 'local')")
-    run.add_argument("--model", default=None, help="model/deployment label")
-    run.add_argument("--results", type=Path, default=Path("results"),
-                     help="results root directory (default ./results)")
-    run.add_argument("--run-id", default=None, help="run directory name (default: time + random)")
-    run.add_argument("--saturation-threshold-ms", type=float, default=5.0,
-                     help="p99 loop lag / send lateness above which the generator is reported "
-                          "saturated (default 5)")
-    load = run.add_argument_group("load model")
-    load.add_argument("--load", choices=["closed", "open"], default="closed",
-                      help="closed: --sessions concurrent; open: arrivals at --rate (default closed)")
-    load.add_argument("--rate", type=float, default=0.0, help="open model: sessions per second")
-    load.add_argument("--arrival", choices=["constant", "poisson"], default="constant",
-                      help="open model: arrival spacing (default constant)")
-    load.add_argument("--ramp-up", type=float, default=0.0, metavar="S",
-                      help="closed model: spread the slots' first starts over S seconds")
-    load.add_argument("--duration", type=float, default=None, metavar="S",
-                      help="stop starting sessions/turns after S seconds; closed slots reconnect "
-                           "until then (soak)")
-    load.add_argument("--total-sessions", type=int, default=None,
-                      help="open model: stop after this many arrivals")
-    load.add_argument("--retry", type=int, default=0, metavar="N",
-                      help="retry a session that failed retryably before its first turn, up to N "
-                           "times (default 0: off); attempts are reported separately")
-    load.add_argument("--retry-backoff", type=float, default=0.5, metavar="S",
-                      help="first retry delay, doubled per attempt, jittered, capped at 8 s")
-    add_target_args(run)
-    add_gate_args(run)
-    g = run.add_argument_group("while running")
-    g.add_argument("--abort-on-fail", action="store_true",
-                   help="stop early once a budget is certainly broken")
-    g.add_argument("--abort-min-turns", type=int, default=20, metavar="N",
-                   help="samples a percentile budget needs before it may abort the run (default 20)")
-    g.add_argument("--progress", choices=["auto", "rich", "plain", "off"], default="auto",
-                   help="live progress on stderr (auto: rich on a terminal, else a line every 5 s)")
-    g.add_argument("--no-report", action="store_true", help="do not write report.html")
-    g.add_argument("--hlog-interval-s", type=float, default=5.0,
-                   help="interval of the HdrHistogram log intervals.hlog (default 5)")
+def add_arguments(run: argparse.ArgumentParser, outputs: bool = True) -> None:
+    """Every flag of ``run``; ``sweep`` takes them too, but for the per-run outputs
+    (``outputs=False``: no ``--junit``, ``--summary-json``, ``--no-report``)."""
+    add_sessions_arg(run)
+    add_scenario_args(run)
+    add_output_args(run)
+    add_destination_args(run)
+    add_load_args(run)
+    add_gate_args(run, outputs)
+    add_live_args(run)
+    if outputs:
+        run.add_argument("--no-report", action="store_true", help="do not write report.html")
     add_dist_args(run)
-    add_profile_args(run, "sim-")
 
 
-def load_model(ns: argparse.Namespace, sessions: int) -> LoadModel:
-    return LoadModel(kind=ns.load, sessions=sessions, rate_per_s=ns.rate, arrival=ns.arrival,
-                     ramp_up_s=ns.ramp_up, duration_s=ns.duration,
-                     total_sessions=ns.total_sessions, retries=ns.retry,
-                     backoff_s=ns.retry_backoff, seed=ns.seed)
-
-
-@dataclass(slots=True)
-class Prepared:
-    """Everything a run needs that does not depend on the load level (shared with sweep)."""
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """One run as the flags describe it, read and checked once."""
 
     scenario: Scenario
-    gate_cfg: GateConfig
-    watchers: list[Watcher]
-    extra: dict[str, object]
+    destination: Destination
+    sessions: int = 10
+    load: Load = field(default_factory=Load)
+    output: Output = field(default_factory=Output)
+    gate: GateConfig = field(default_factory=GateConfig)
+    live: Live = field(default_factory=Live)
+    dist: Dist = field(default_factory=Dist)
+    budget_texts: tuple[str, ...] = ()        # as given, for the manifest
+
+    def manifest_extra(self) -> dict[str, object]:
+        """What the manifest records of these options beyond the plan itself."""
+        if isinstance(self.destination, Embedded):
+            return {"budgets": list(self.budget_texts),
+                    "simulator": {"embedded": True, "args": list(self.destination.argv),
+                                  "tls": self.destination.tls}}
+        return {"budgets": list(self.budget_texts), "interleave": self.load.interleave,
+                "seed": self.load.seed}
+
+    def plan(self, targets: list[Target], sessions: int | None = None,
+             rate: float | None = None) -> RunPlan:
+        """The run plan; ``sessions``/``rate`` override the flags (a sweep's load level)."""
+        n = sessions if sessions is not None else self.load.sessions(self.sessions, len(targets))
+        return RunPlan(self.scenario, targets, n, self.load.model(n, rate), self.load.interleave,
+                       self.load.seed)
+
+    def execute(self, targets: list[Target], root: Path, run_id: str | None,
+                sessions: int | None = None, rate: float | None = None) -> RunOutcome:
+        """Run the plan (at a sweep's level) into ``root/run_id``, watched and scaled out."""
+        plan = self.plan(targets, sessions, rate)
+        return execute(plan, root, run_id, self.manifest_extra(),
+                       self.output.saturation_threshold_ms,
+                       self.live.watchers(self.gate.budgets), dist_runner(self.dist, plan.sessions))
 
 
-def prepare(ns: argparse.Namespace) -> Prepared:
-    """Load and check scenario, budgets and watchers: every config error before any session."""
-    scenario = load_scenario(ns.scenario)
-    if ns.turns is not None:
-        if ns.turns < 1:
-            raise ConfigError("--turns must be at least 1")
-        scenario = replace(scenario, turns_per_session=ns.turns)
-    if ns.chunk_ms is not None:
-        if ns.chunk_ms <= 0 or ns.chunk_ms % 10:
-            raise ConfigError("--chunk-ms must be a positive multiple of 10")
-        scenario = replace(scenario, chunk_ms=ns.chunk_ms)
+def run_options(ns: argparse.Namespace) -> RunOptions:
+    """The flags of ``run`` (or ``sweep``) as a :class:`RunOptions`, every flag checked here
+    (the session count against the targets and workers when a plan is made)."""
+    scenario = scenario_from(ns.scenario, ns.turns, ns.chunk_ms)
     texts = budget_texts(ns, ns.scenario)
-    gate_cfg = gate_config(ns, texts)
-    return Prepared(scenario, gate_cfg, _watchers(ns, gate_cfg), {"budgets": texts})
-
-
-@contextmanager
-def open_targets(ns: argparse.Namespace, extra: dict[str, object]) -> Iterator[list[Target]]:
-    """The run's targets: resolved real ones, or the embedded simulator (started here)."""
-    targets = resolve_targets(ns)
-    if targets is not None:
-        extra.update(interleave=ns.interleave, seed=ns.seed)
-        yield targets
-        return
-    dialect = Dialect(ns.dialect)
-    model = ns.model or "sim-realtime"
-    simulator_from(ns, "sim_")  # fail here, with one line, on a bad profile or fault plan
-    sim_args = sim_argv(ns)
-    extra["simulator"] = {"embedded": True, "args": sim_args, "tls": ns.sim_tls}
-    with tempfile.TemporaryDirectory(prefix="rtbench-sim-") as folder:
-        ca_file = str(Path(folder) / "ca.pem") if ns.sim_tls else None
-        with embedded_simulator(sim_args, ca_out=ca_file) as base:
-            path = ("/openai/realtime?api-version=2025-04-01-preview&deployment=" + model
-                    if dialect is Dialect.BETA else "/v1/realtime?model=" + model)
-            yield [Target(name=ns.name or f"local/{model}", url=base + path, dialect=dialect,
-                          region=ns.region or "local", model=model, ca_file=ca_file)]
-
-
-def plan_for(ns: argparse.Namespace, scenario: Scenario, targets: list[Target],
-             sessions: int | None = None, rate: float | None = None) -> RunPlan:
-    """The run plan; ``sessions``/``rate`` override the flags (a sweep's load level)."""
-    n = sessions if sessions is not None else total_sessions(ns, len(targets))
-    load = load_model(ns, n)
-    if rate is not None:
-        load = replace(load, rate_per_s=rate)
-    return RunPlan(scenario, targets, n, load, ns.interleave, ns.seed)
+    gate = gate_config(ns, texts)
+    return RunOptions(scenario, destination_from(ns), ns.sessions, load_from(ns), output_from(ns),
+                      gate, live_from(ns, gate.budgets), dist_from(ns), tuple(texts))
 
 
 def handle(ns: argparse.Namespace) -> int:
-    prep = prepare(ns)
-    with open_targets(ns, prep.extra) as targets:
-        plan = plan_for(ns, prep.scenario, targets)
-        outcome = execute(plan, ns.results, ns.run_id, prep.extra, ns.saturation_threshold_ms,
-                          prep.watchers, dist_runner(ns, plan.sessions))
-    return finish(outcome, prep.gate_cfg, ns)
+    opts = run_options(ns)
+    with open_destination(opts.destination) as targets:
+        outcome = opts.execute(targets, opts.output.results, opts.output.run_id)
+    return finish(outcome, opts.gate, ns.junit, ns.summary_json, not ns.no_report)
 
 
-def _watchers(ns: argparse.Namespace, gate_cfg: GateConfig) -> list[Watcher]:
-    if ns.hlog_interval_s <= 0:
-        raise ConfigError("--hlog-interval-s must be positive")
-    if ns.abort_min_turns < 1:
-        raise ConfigError("--abort-min-turns must be at least 1")
-    out = [hlog_watcher(ns.hlog_interval_s)]
-    if ns.progress != "off":
-        out.append(progress_watcher(ns.progress))
-    if ns.abort_on_fail:
-        if not gate_cfg.budgets:
-            raise ConfigError("--abort-on-fail needs at least one budget")
-        out.append(abort_watcher(gate_cfg.budgets, ns.abort_min_turns))
-    return out
-
-
-def finish(outcome: RunOutcome, gate_cfg: GateConfig, ns: argparse.Namespace) -> int:
+def finish(outcome: RunOutcome, gate_cfg: GateConfig, junit: Path | None,
+           summary_json: Path | None, report: bool) -> int:
     """Print the table, judge the saved run (as ``rtbench gate`` would), write the verdict."""
     print_outcome(outcome)
     result = judge(outcome.run_dir, gate_cfg)
-    write_outputs(outcome.run_dir, result, [outcome.run_dir / JUNIT, ns.junit],
-                  [outcome.run_dir / SUMMARY_JSON, ns.summary_json])
+    write_outputs(outcome.run_dir, result, [outcome.run_dir / JUNIT, junit],
+                  [outcome.run_dir / SUMMARY_JSON, summary_json])
     if result.verdicts:
         print(format_verdicts(result.verdicts))
     if (line := status_line(result)) is not None:
@@ -191,7 +130,7 @@ def finish(outcome: RunOutcome, gate_cfg: GateConfig, ns: argparse.Namespace) ->
     if load_manifest(outcome.run_dir).get("status") == "partial":
         # stopped by a signal: leave quickly; the HTML can be made later from what was written
         print(f"report: skipped (run stopped); `rtbench report {outcome.run_dir}` writes it")
-    elif not ns.no_report:
+    elif report:
         from ..analysis.report import write_report  # matplotlib is slow to import: only when asked
 
         print(f"report: {write_report(outcome.run_dir)}")

@@ -9,6 +9,7 @@ explicit flags.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -17,21 +18,22 @@ from ..config.scenario import ConfigError
 from ..sim import Dist, FaultPlan, FaultPlanError, Profile
 from ..sim.faults import load_document, merge, plan_from_document, rule_from_flag
 from ..sim.profile import ProfileError, profile_from_document
+from .argtypes import MILLISECONDS, SECONDS
 
 #: Latency/shape flags: dest -> (type, help). Defaults are None so that "not given" is visible.
-PROFILE_FLAGS: dict[str, tuple[type, str]] = {
-    "first_audio_ms": (float, "first audio delta after the end of speech arrived (default 700)"),
-    "first_audio_p99_ms": (float, "p99 of first audio (default: 2x the median; equal = constant)"),
-    "vad_delay_ms": (float, "extra delay of speech_stopped after the silence window (default 0)"),
-    "handshake_ms": (float, "delay before accepting the WebSocket upgrade (default 0)"),
+PROFILE_FLAGS: dict[str, tuple[Callable[[str], Any], str]] = {
+    "first_audio_ms": (MILLISECONDS, "first audio delta after the end of speech arrived (default 700)"),
+    "first_audio_p99_ms": (MILLISECONDS, "p99 of first audio (default: 2x the median; equal = constant)"),
+    "vad_delay_ms": (MILLISECONDS, "extra delay of speech_stopped after the silence window (default 0)"),
+    "handshake_ms": (MILLISECONDS, "delay before accepting the WebSocket upgrade (default 0)"),
     "response_audio_ms": (int, "audio per response (default 1500)"),
     "delta_ms": (int, "audio per delta (default 100)"),
     "realtime_factor": (float, "output audio is produced at this multiple of real time "
                                "(default 2)"),
-    "session_max_s": (float, "session expiry (default 3600)"),
+    "session_max_s": (SECONDS, "session expiry (default 3600)"),
     "knee_sessions": (int, "capacity knee: concurrent sessions before first audio slows "
                            "(default 0 = none)"),
-    "per_session_over_knee_ms": (float, "first-audio delay added per session above the knee "
+    "per_session_over_knee_ms": (MILLISECONDS, "first-audio delay added per session above the knee "
                                         "(default 0)"),
 }
 #: Files and fault flags, forwarded the same way.

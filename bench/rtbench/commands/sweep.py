@@ -1,6 +1,7 @@
 """``rtbench sweep``: raise the load step by step, then bisect, to find the largest load that
-keeps the budgets. Takes every ``run`` flag; each level is a full run under
-``<results>/<sweep-id>/``, judged exactly as ``rtbench gate`` would judge it."""
+keeps the budgets. Each level is a full run under ``<results>/<sweep-id>/``, judged exactly as
+``rtbench gate`` would judge it. Takes the ``run`` flags except ``--junit``, ``--summary-json``
+and ``--no-report``: a level writes no verdict file and no report, the sweep its own tables."""
 
 from __future__ import annotations
 
@@ -12,16 +13,16 @@ import pandas as pd
 from ..analysis.sweep import Search, SweepSettings
 from ..analysis.verdict import judge
 from ..config.scenario import ConfigError
-from ..orchestrate.execute import execute, new_run_id
+from ..orchestrate.execute import new_run_id
 from ..process.exitcodes import EXIT_GATE_FAILED, EXIT_OK
 from . import run
-from .distflags import dist_runner
+from .destination import open_destination
 
 HELP = "find the largest load that keeps the budgets (step up, then bisect)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    run.add_arguments(p)
+    run.add_arguments(p, outputs=False)
     g = p.add_argument_group("sweep")
     g.add_argument("--over", choices=["sessions", "rate"], default="sessions",
                    help="what to raise: closed-model sessions, or open-model arrival rate (/s)")
@@ -33,22 +34,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def handle(ns: argparse.Namespace) -> int:
-    prep = run.prepare(ns)
-    if not prep.gate_cfg.budgets:
+    opts = run.run_options(ns)
+    if not opts.gate.budgets:
         raise ConfigError("sweep needs budgets (--budget, --budgets or [budgets] in the scenario)")
-    if ns.over == "rate" and ns.load != "open":
+    if ns.over == "rate" and opts.load.kind != "open":
         raise ConfigError("--over rate needs --load open (and --duration or --total-sessions)")
     search = Search(SweepSettings(ns.start, ns.factor, ns.maximum, ns.resolution))
-    root = ns.results / (ns.run_id or new_run_id())
+    root = opts.output.results / (opts.output.run_id or new_run_id())
     rows = []
-    with run.open_targets(ns, prep.extra) as targets:
+    with open_destination(opts.destination) as targets:
         while (level := search.next_load()) is not None:
-            plan = (run.plan_for(ns, prep.scenario, targets, sessions=level) if ns.over == "sessions"
-                    else run.plan_for(ns, prep.scenario, targets, rate=float(level)))
-            outcome = execute(plan, root, f"{ns.over}-{level:05d}", prep.extra,
-                              ns.saturation_threshold_ms, prep.watchers,
-                              dist_runner(ns, plan.sessions))
-            result = judge(outcome.run_dir, prep.gate_cfg)
+            run_id = f"{ns.over}-{level:05d}"
+            outcome = (opts.execute(targets, root, run_id, sessions=level) if ns.over == "sessions"
+                       else opts.execute(targets, root, run_id, rate=float(level)))
+            result = judge(outcome.run_dir, opts.gate)
             passed = result.passed and result.measured > 0
             failed = [v.message for v in result.verdicts if not v.passed]
             search.record(level, passed, bool(outcome.generator["saturated"]),

@@ -11,7 +11,6 @@ import argparse
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
-from ..client.engine import INTERLEAVE
 from ..config.auth import DEFAULT_ENTRA_SCOPE
 from ..config.scenario import ConfigError, Target
 from ..config.targets import (
@@ -32,7 +31,7 @@ _SPEC_FLAGS = ("endpoint", "resource", "deployment", "protocol", "api_version", 
 
 
 def add_target_args(run: argparse.ArgumentParser) -> None:
-    g = run.add_argument_group("real targets (see workloads/targets.example.toml)")
+    g = run.add_argument_group("real targets (see targets.example.toml; `rtbench init DIR` writes one)")
     g.add_argument("--targets", type=Path, default=None, help="targets TOML file ([[target]] tables)")
     g.add_argument("--target", action="append", default=[], metavar="NAME",
                    help="only this target of the file (repeatable)")
@@ -55,12 +54,6 @@ def add_target_args(run: argparse.ArgumentParser) -> None:
                         "replaces the system's for all)")
     g.add_argument("--allow-insecure", action="store_true",
                    help="allow plaintext ws:// to non-loopback hosts")
-    g.add_argument("--interleave", choices=INTERLEAVE, default="rr",
-                   help="how sessions are spread over targets (default rr = round-robin)")
-    g.add_argument("--seed", type=int, default=0,
-                   help="seed of --interleave random, open-model arrivals and retry jitter (default 0)")
-    g.add_argument("--sessions-per-target", type=int, default=None, metavar="N",
-                   help="N sessions per target (instead of --sessions in total)")
 
 
 def _headers(raw: list[str]) -> tuple[tuple[str, str], ...]:
@@ -118,15 +111,3 @@ def model_from_url(url: str) -> str | None:
     """The model label a URL names: its ``model`` query (OpenAI) or ``deployment`` (Azure)."""
     query = dict(parse_qsl(urlsplit(url).query))
     return query.get("model") or query.get("deployment") or None
-
-
-def total_sessions(ns: argparse.Namespace, n_targets: int) -> int:
-    """Sessions of the whole run: --sessions in total, or --sessions-per-target × targets."""
-    if ns.sessions_per_target is not None:
-        if ns.sessions_per_target < 1:
-            raise ConfigError("--sessions-per-target must be at least 1")
-        return int(ns.sessions_per_target) * n_targets
-    if ns.sessions < n_targets:
-        raise ConfigError(f"--sessions {ns.sessions} leaves some of the {n_targets} targets "
-                          "without a session (use --sessions-per-target)")
-    return int(ns.sessions)

@@ -13,6 +13,7 @@ from pathlib import Path
 from ..config.scenario import Target
 from ..orchestrate.execute import embedded_simulator
 from ..protocol import Dialect
+from .serve import check_writable
 from .simflags import add_profile_args, sim_argv, simulator_from
 from .targetflags import add_target_args, resolve_targets
 
@@ -58,6 +59,8 @@ def destination_from(ns: argparse.Namespace) -> Destination:
     if targets is not None:
         return tuple(targets)
     simulator_from(ns, "sim_")  # fail here, with one line, on a bad profile or fault plan
+    if ns.sim_stats_file is not None:
+        check_writable(ns.sim_stats_file, "--sim-stats-file")
     return Embedded(tuple(sim_argv(ns)), Dialect(ns.dialect), ns.model or "sim-realtime",
                     ns.name, ns.region, ns.sim_tls)
 

@@ -20,6 +20,8 @@ import trio
 from ..config.scenario import ConfigError
 from ..sim import SimConfig, SimServer
 from ..sim import tls as simtls
+from ..ws.server import HANDSHAKE_TIMEOUT_S
+from .argtypes import duration
 from .simflags import add_profile_args, simulator_from
 
 HELP = "run the Realtime simulator"
@@ -34,6 +36,12 @@ def add_arguments(serve: argparse.ArgumentParser) -> None:
     serve.add_argument("--openai-beta-disabled", action="store_true",
                        help="behave like OpenAI after May 2026: a beta-shaped connection on "
                             "/v1/realtime gets beta_api_shape_disabled and close 4000")
+    serve.add_argument("--max-connections", type=int, default=None, metavar="N",
+                       help="open connections at most; more are answered 503 (default: the file "
+                            "limit less a margin)")
+    serve.add_argument("--handshake-timeout", type=duration("s"),
+                       default=HANDSHAKE_TIMEOUT_S, metavar="DURATION",
+                       help=f"time to complete the upgrade (default {HANDSHAKE_TIMEOUT_S:g}s)")
     t = serve.add_argument_group("TLS (wss://)")
     t.add_argument("--tls", choices=["self-signed"], default=None,
                    help="serve wss:// with a certificate issued at start by a new CA")
@@ -79,6 +87,16 @@ def tls_from(ns: argparse.Namespace) -> Iterator[tuple[ssl.SSLContext | None, st
         yield ctx, f"tls: wss://, self-signed, trust the CA in {ca_out}"
 
 
+def check_writable(path: Path, flag: str) -> None:
+    """``path`` can be written (its folder exists, it is not a folder): one line if not."""
+    if path.is_dir():
+        raise ConfigError(f"{flag}: {path} is a directory")
+    if not path.parent.is_dir():
+        raise ConfigError(f"{flag}: the folder {path.parent} does not exist")
+    if not os.access(path.parent, os.W_OK):
+        raise ConfigError(f"{flag}: cannot write in {path.parent}")
+
+
 def handle(ns: argparse.Namespace) -> int:
     api_key = None
     if ns.api_key_env:
@@ -86,12 +104,20 @@ def handle(ns: argparse.Namespace) -> int:
         if not api_key:
             raise ConfigError(f"--api-key-env: environment variable {ns.api_key_env} is not set")
     profile, faults = simulator_from(ns)
+    if ns.max_connections is not None and ns.max_connections < 1:
+        raise ConfigError("--max-connections must be at least 1")
+    if ns.handshake_timeout <= 0:
+        raise ConfigError("--handshake-timeout must be positive")
+    if ns.stats_file is not None:   # before listening: a bad path is a config error, not a crash
+        check_writable(ns.stats_file, "--stats-file")
     with tls_from(ns) as (ssl_context, tls_line):
         server = SimServer(SimConfig(host=ns.host, port=ns.port, profile=profile,
                                      api_key=api_key, seed=ns.seed, faults=faults,
                                      stats_file=ns.stats_file,
                                      openai_beta_disabled=ns.openai_beta_disabled,
-                                     ssl_context=ssl_context))
+                                     ssl_context=ssl_context,
+                                     max_connections=ns.max_connections,
+                                     handshake_timeout_s=ns.handshake_timeout))
 
         async def main() -> None:
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:

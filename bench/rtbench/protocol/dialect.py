@@ -8,7 +8,8 @@ simply not sent on a beta connection.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
@@ -163,7 +164,7 @@ def _turn_detection_from_wire(raw: object, param: str) -> TurnDetection | None:
     if not isinstance(raw, Mapping):
         raise _reject("invalid_type", param, f"Invalid type for '{param}': expected an object.")
     kind = raw.get("type", "server_vad")
-    if kind not in TURN_DETECTION_TYPES:
+    if not _one_of(kind, TURN_DETECTION_TYPES):
         raise _reject(
             "invalid_value",
             f"{param}.type",
@@ -185,11 +186,19 @@ def _turn_detection_from_wire(raw: object, param: str) -> TurnDetection | None:
                 raise _reject("invalid_type", f"{param}.{name}", f"Invalid type for '{param}.{name}'.")
             if typ is not bool and (isinstance(value, bool) or not isinstance(value, int | float)):
                 raise _reject("invalid_type", f"{param}.{name}", f"Invalid type for '{param}.{name}'.")
+            if typ is not bool and not 0 <= value <= (1 if name == "threshold" else MAX_MS):
+                raise _reject("invalid_value", f"{param}.{name}",
+                              f"Invalid value for '{param}.{name}'.")
             fields[name] = typ(value)
     if "idle_timeout_ms" in raw:
-        fields["idle_timeout_ms"] = raw["idle_timeout_ms"]
+        value = raw["idle_timeout_ms"]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or not 0 <= value <= MAX_MS):
+            raise _reject("invalid_value", f"{param}.idle_timeout_ms",
+                          f"Invalid value for '{param}.idle_timeout_ms'.")
+        fields["idle_timeout_ms"] = value
     if "eagerness" in raw:
-        if raw["eagerness"] not in EAGERNESS_VALUES:
+        if not _one_of(raw["eagerness"], EAGERNESS_VALUES):
             raise _reject("invalid_value", f"{param}.eagerness",
                           f"Invalid value: '{raw['eagerness']}'.")
         fields["eagerness"] = raw["eagerness"]
@@ -201,7 +210,7 @@ def _turn_detection_from_wire(raw: object, param: str) -> TurnDetection | None:
 
 
 def _format_from_ga(raw: object, param: str) -> str:
-    if not isinstance(raw, Mapping) or raw.get("type") not in GA_FORMAT_TYPES:
+    if not isinstance(raw, Mapping) or not _one_of(raw.get("type"), GA_FORMAT_TYPES):
         raise _reject("invalid_value", f"{param}.type", f"Invalid value for '{param}.type'.")
     return GA_FORMAT_TYPES[str(raw["type"])]
 
@@ -214,6 +223,36 @@ def _optional_name(obj: Mapping[str, Any], key: str, field: str, attr: str,
         if value is not None and not isinstance(value, Mapping):
             raise _reject("invalid_type", f"session.{key}", f"Invalid type for 'session.{key}'.")
         changes[attr] = None if value is None else str(value.get(field))
+
+
+#: The largest millisecond value a client may set (an hour): beyond it the reply's integers
+#: would not even encode (a silence_duration_ms of 1e300 once took the simulator down).
+MAX_MS = 3_600_000
+
+
+def _one_of(value: object, allowed: Collection[str]) -> bool:
+    """``value`` is one of the allowed names (a list or a number is not, nor is it hashed)."""
+    return isinstance(value, str) and value in allowed
+
+
+def _max_tokens(value: object, param: str) -> int | str:
+    if value == "inf" or (isinstance(value, int) and not isinstance(value, bool)
+                          and 1 <= value <= 4096):
+        return value  # type: ignore[return-value]
+    raise _reject("invalid_value", param, f"Invalid value for '{param}'.")
+
+
+def _checked(table: Mapping[str, Any], key: str, kinds: type | tuple[type, ...],
+             param: str) -> Any:
+    """``table[key]`` if it has one of ``kinds`` (a bool is no number), else the service's
+    ``invalid_type`` rejection naming ``param``."""
+    value = table[key]
+    numeric = kinds is int or (isinstance(kinds, tuple) and int in kinds)
+    if not isinstance(value, kinds) or (numeric and isinstance(value, bool)):
+        raise _reject("invalid_type", param, f"Invalid type for '{param}'.")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _reject("invalid_value", param, f"Invalid value for '{param}'.")
+    return value
 
 
 def session_from_wire(
@@ -248,12 +287,16 @@ def session_from_wire(
                               "Invalid value for 'session.output_modalities'.")
             changes["output_modalities"] = tuple(mods)
         if "max_output_tokens" in raw:
-            changes["max_output_tokens"] = raw["max_output_tokens"]
+            changes["max_output_tokens"] = _max_tokens(raw["max_output_tokens"],
+                                                       "session.max_output_tokens")
         audio = raw.get("audio") or {}
         if not isinstance(audio, Mapping):
             raise _reject("invalid_type", "session.audio", "Invalid type for 'session.audio'.")
         inp = audio.get("input") or {}
         out = audio.get("output") or {}
+        for part, param in ((inp, "session.audio.input"), (out, "session.audio.output")):
+            if not isinstance(part, Mapping):
+                raise _reject("invalid_type", param, f"Invalid type for '{param}'.")
         if "format" in inp:
             changes["input_format"] = _format_from_ga(inp["format"], "session.audio.input.format")
         if "turn_detection" in inp:
@@ -264,23 +307,25 @@ def session_from_wire(
         if "format" in out:
             changes["output_format"] = _format_from_ga(out["format"], "session.audio.output.format")
         if "voice" in out:
-            changes["voice"] = str(out["voice"])
+            changes["voice"] = _checked(out, "voice", str, "session.audio.output.voice")
         if "speed" in out:
-            changes["speed"] = float(out["speed"])
+            changes["speed"] = float(_checked(out, "speed", (int, float),
+                                              "session.audio.output.speed"))
     else:
         for key in GA_ONLY_SESSION_KEYS:
             if key in raw:
                 raise _unknown(f"session.{key}")
         if "modalities" in raw:
             mods = raw["modalities"]
-            if not isinstance(mods, list) or not set(mods) <= {"audio", "text"} or not mods:
+            if (not isinstance(mods, list) or not mods
+                    or not all(m in ("audio", "text") for m in mods)):
                 raise _reject("invalid_value", "session.modalities",
                               "Invalid value for 'session.modalities'.")
             changes["output_modalities"] = ("audio",) if "audio" in mods else ("text",)
         for key, attr in (("input_audio_format", "input_format"),
                           ("output_audio_format", "output_format")):
             if key in raw:
-                if raw[key] not in AUDIO_FORMATS_GA:
+                if not _one_of(raw[key], AUDIO_FORMATS_GA):
                     raise _reject("invalid_value", f"session.{key}",
                                   f"Invalid value: '{raw[key]}'. Supported values are: 'pcm16', "
                                   "'g711_ulaw', and 'g711_alaw'.")
@@ -290,17 +335,20 @@ def session_from_wire(
                 raw["turn_detection"], "session.turn_detection")
         _optional_name(raw, "input_audio_transcription", "model", "transcription_model", changes)
         _optional_name(raw, "input_audio_noise_reduction", "type", "noise_reduction", changes)
-        for key in ("voice", "temperature", "speed"):
+        for key, kinds in (("voice", str), ("temperature", (int, float)),
+                           ("speed", (int, float))):
             if key in raw:
-                changes[key] = raw[key]
+                changes[key] = _checked(raw, key, kinds, f"session.{key}")
         if "max_response_output_tokens" in raw:
-            changes["max_output_tokens"] = raw["max_response_output_tokens"]
+            changes["max_output_tokens"] = _max_tokens(raw["max_response_output_tokens"],
+                                                       "session.max_response_output_tokens")
     if "instructions" in raw:
-        changes["instructions"] = str(raw["instructions"])
+        changes["instructions"] = _checked(raw, "instructions", str, "session.instructions")
     if "tools" in raw:
-        changes["tools"] = tuple(raw["tools"] or ())
+        changes["tools"] = tuple(_checked(raw, "tools", (list, type(None)), "session.tools") or ())
     if "tool_choice" in raw:
-        changes["tool_choice"] = str(raw["tool_choice"])
+        changes["tool_choice"] = str(_checked(raw, "tool_choice", (str, dict),
+                                              "session.tool_choice"))
     if "model" in raw and base.model is not None and raw["model"] != base.model:
         raise _reject("invalid_value", "session.model", "The model cannot be changed.")
     return replace(base, **changes)

@@ -7,12 +7,14 @@ timer task for the whole server (:mod:`rtbench.sim.alarms`) wakes each sender wh
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import random
 import ssl
+import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +57,9 @@ class SimConfig:
     openai_beta_disabled: bool = False
     #: Serve wss:// with this context (:mod:`rtbench.sim.tls`); None: plain ws://.
     ssl_context: ssl.SSLContext | None = field(default=None, repr=False)
+    #: Open connections at most (None: the file limit less a margin; see ws.server).
+    max_connections: int | None = None
+    handshake_timeout_s: float = wsserver.HANDSHAKE_TIMEOUT_S
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +168,10 @@ class SimServer:
         async with self._running() as nursery:
             server = await nursery.start(functools.partial(
                 wsserver.serve_websocket, self._handle, self.config.host,
-                self.config.port, self.config.ssl_context))
+                self.config.port, self.config.ssl_context,
+                max_connections=self.config.max_connections,
+                handshake_timeout_s=self.config.handshake_timeout_s,
+                on_over_capacity=lambda: self.stats.count("over_capacity")))
             self.port = server.port
             self._start_tasks(nursery)
             task_status.started(server.port)
@@ -235,6 +243,12 @@ class SimServer:
         self.stats.session_started()
         try:
             await self._run(ws, r, self.stats.counters["sessions"])
+        except Exception as exc:
+            self.stats.count("connection_errors")
+            print(f"rtbench serve: session failed: {type(exc).__name__}: {exc}"[:300],
+                  file=sys.stderr, flush=True)
+            with contextlib.suppress(Exception):
+                await ws.aclose(1011, "internal error")
         finally:
             self.stats.session_ended()
 
@@ -248,7 +262,8 @@ class SimServer:
         conn = Connection(Role.SERVER, r.dialect)
         sleeper = Sleeper(self.alarms)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._read, ws, sim, conn, sleeper, nursery.cancel_scope)
+            nursery.start_soon(self._read, ws, sim, conn, sleeper, nursery.cancel_scope,
+                               lambda: self.stats.count("event_errors"))
             now = trio.current_time()
             if self.config.openai_beta_disabled and r.provider == "openai" and (
                     r.dialect is Dialect.BETA):
@@ -261,7 +276,8 @@ class SimServer:
 
     @staticmethod
     async def _read(ws: wsserver.WebSocketConnection, sim: SimSession, conn: Connection,
-                    sleeper: Sleeper, scope: trio.CancelScope) -> None:
+                    sleeper: Sleeper, scope: trio.CancelScope,
+                    count_error: Callable[[], None]) -> None:
         """Feed client frames to the behaviour, stamped on receipt; end when the peer closes.
 
         ``deliver`` calls ``receive`` in the server's read hub the moment a frame is read, so a
@@ -274,6 +290,10 @@ class SimServer:
                 sim.receive(conn.receive(frame), now)
             except ProtocolViolation as exc:
                 sim.protocol_error(now, exc.detail)
+            except Exception as exc:
+                count_error()
+                sim.protocol_error(now, f"the event could not be processed "
+                                        f"({type(exc).__name__}: {exc})"[:200])
             sleeper.wake_by(sim.next_due())  # only if that output is due before it wakes
 
         await ws.deliver(receive)

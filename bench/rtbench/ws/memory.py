@@ -18,7 +18,7 @@ import trio
 import trio.testing
 
 from .client import RECEIVE_BYTES
-from .server import Handler, _serve_one  # the same per-connection path serve_websocket uses
+from .server import HANDSHAKE_TIMEOUT_S, Handler, _serve_one  # serve_websocket's per-connection path
 
 
 class MemoryListener:
@@ -34,7 +34,8 @@ class MemoryListener:
         client, server = trio.testing.memory_stream_pair()
         self.dialed += 1
         # hub=None: the server end reads in its own task (there is no fd for an epoll hub)
-        self._nursery.start_soon(_serve_one, self._handler, RECEIVE_BYTES, None, server)
+        self._nursery.start_soon(_serve_one, self._handler, RECEIVE_BYTES, None, server,
+                                 HANDSHAKE_TIMEOUT_S)
         return client
 
 

@@ -8,10 +8,13 @@ calling back instead took the simulator from 80–88 % of its core to 69–71 %.
 is registered once, edge-triggered, in a private epoll; one task waits in trio's loop for that
 epoll's own fd and calls each ready socket's callback, synchronously, in its own task.
 
-Edge-triggered means one report per arrival, so a callback must read until the socket is
-drained (a read shorter than its buffer, or ``BlockingIOError``); the next arrival is a new
-edge. A callback must not block and must not raise (it runs in the hub's task: an exception
-would stop every socket). Callbacks that need to await hand the work to a task of their own.
+Edge-triggered means one report per arrival, so a callback reads until the socket is drained
+(a read shorter than its buffer, or ``BlockingIOError``); the next arrival is a new edge. To be
+fair, a callback may stop early and return True ("more to read"): the hub calls it again on
+its next round, after every other ready socket and after letting other tasks run, so one
+client sending far faster than real time cannot starve the rest. A callback must not block and
+must not raise (it runs in the hub's task: an exception would stop every socket). Callbacks
+that need to await hand the work to a task of their own.
 
 Linux only (``select.epoll``); :func:`make_hub` returns None elsewhere and callers fall back to
 trio's own waits.
@@ -35,9 +38,9 @@ class ReadHub:
 
     def __init__(self) -> None:
         self._epoll = select.epoll()
-        self._callbacks: dict[int, Callable[[], None]] = {}
+        self._callbacks: dict[int, Callable[[], bool | None]] = {}
 
-    def register(self, fd: int, callback: Callable[[], None]) -> None:
+    def register(self, fd: int, callback: Callable[[], bool | None]) -> None:
         """Call ``callback()`` whenever ``fd`` receives data (or its peer hangs up)."""
         self._callbacks[fd] = callback
         self._epoll.register(fd, _FLAGS)
@@ -51,13 +54,19 @@ class ReadHub:
     async def run(self) -> None:
         """Call the callbacks of every socket with new data, forever (cancel to stop)."""
         callbacks = self._callbacks
+        unfinished: list[int] = []       # sockets whose callback stopped before draining
         try:
             while True:
-                await trio.lowlevel.wait_readable(self._epoll.fileno())
-                for fd, _ in self._epoll.poll(0, _MAX_EVENTS):
+                if unfinished:
+                    await trio.lowlevel.checkpoint()    # everyone else first
+                else:
+                    await trio.lowlevel.wait_readable(self._epoll.fileno())
+                ready = [fd for fd, _ in self._epoll.poll(0, _MAX_EVENTS)]
+                again, unfinished = unfinished, []
+                for fd in (*ready, *(fd for fd in again if fd not in ready)):
                     callback = callbacks.get(fd)
-                    if callback is not None:
-                        callback()
+                    if callback is not None and callback():
+                        unfinished.append(fd)
         finally:
             self._epoll.close()
 

@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import ssl
+import sys
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -51,7 +53,11 @@ from .frame import (
 )
 from .readhub import ReadHub, make_hub
 
-HANDSHAKE_TIMEOUT_S = 60.0
+#: Time a client has to complete TCP + TLS + the upgrade request (``rtbench serve
+#: --handshake-timeout``): idle connections that never ask are closed, not kept.
+HANDSHAKE_TIMEOUT_S = 10.0
+#: Reads of one socket per wake-up of the read hub (64 KiB each): past that the others go first.
+MAX_READS_PER_WAKEUP = 4
 CLOSE_WAIT_S = 1.0
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
@@ -167,25 +173,29 @@ class WebSocketConnection:
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             return b""
 
-    def _readable(self) -> None:
-        """The hub's callback: read until drained (edge-triggered), then take what came.
+    def _readable(self) -> bool:
+        """The hub's callback: read until drained (edge-triggered), then take what came; True
+        when it stopped at ``MAX_READS_PER_WAKEUP`` reads with more waiting (see readhub).
 
         Why ``os.read`` on the fd: trio's ``receive_some`` tries a read, which for a connection
         that sends every 20 ms nearly always fails with EAGAIN (a raised exception), and
         checkpoints around it; the profiled simulator spent a third of its core there.
         """
         assert self._sock is not None
-        while not self._read_done:
+        for _ in range(MAX_READS_PER_WAKEUP):
+            if self._read_done:
+                return False
             fd = self._sock.fileno()
             try:
                 data = os.read(fd, self._receive_bytes) if fd >= 0 else b""
             except BlockingIOError:
-                return
+                return False
             except OSError:
                 data = b""
             self._take(data)
             if 0 < len(data) < self._receive_bytes:
-                return  # drained: the next arrival is a new edge
+                return False  # drained: the next arrival is a new edge
+        return not self._read_done
 
     def _take(self, data: bytes) -> None:
         """Parse bytes read: messages to the callback (or the queue), the rest to the task."""
@@ -337,12 +347,12 @@ Handler = Callable[[WebSocketRequest], Awaitable[None]]
 
 
 async def _serve_one(handler: Handler, receive_bytes: int, hub: ReadHub | None,
-                     stream: trio.abc.Stream) -> None:
+                     stream: trio.abc.Stream, handshake_timeout_s: float) -> None:
     ws = WSConnection(ConnectionType.SERVER)
     request: Request | None = None
     accepted: WebSocketRequest | None = None
     try:
-        with trio.move_on_after(HANDSHAKE_TIMEOUT_S):
+        with trio.move_on_after(handshake_timeout_s):
             while request is None:
                 data = await stream.receive_some(receive_bytes)
                 if not data:
@@ -357,15 +367,30 @@ async def _serve_one(handler: Handler, receive_bytes: int, hub: ReadHub | None,
             await handler(accepted)
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         pass
-    except Exception as exc:  # a malformed request must not take the server down
-        if type(exc).__module__.startswith("wsproto") or isinstance(exc, ConnectionClosed):
-            return
-        raise
+    except Exception as exc:  # a malformed request, or the handler's bug: this connection only
+        if not (type(exc).__module__.startswith("wsproto") or isinstance(exc, ConnectionClosed)):
+            print(f"rtbench serve: a connection failed: {type(exc).__name__}: {exc}"[:300],
+                  file=sys.stderr, flush=True)
     finally:
         if accepted is not None and accepted.connection is not None:
             await accepted.connection.abort()  # stops watching the socket, then closes it
         else:
             await trio.aclose_forcefully(stream)
+
+
+_BUSY = b'{"error": {"code": "server_busy", "message": "too many sessions"}}'
+_OVER_CAPACITY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: " + str(len(_BUSY)).encode() + b"\r\nConnection: close\r\n\r\n"
+                  + _BUSY)
+#: File descriptors kept free for everything that is not a connection (stats file, epoll, ...).
+FD_MARGIN = 32
+
+
+def default_max_connections() -> int:
+    """The soft ``RLIMIT_NOFILE`` less :data:`FD_MARGIN`: the most connections this process
+    can hold without accept() failing."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return max(1, (soft if soft != resource.RLIM_INFINITY else 1 << 20) - FD_MARGIN)
 
 
 async def serve_websocket(
@@ -375,9 +400,17 @@ async def serve_websocket(
     ssl_context: ssl.SSLContext | None,
     *,
     receive_buffer_size: int = RECEIVE_BYTES,
+    max_connections: int | None = None,
+    handshake_timeout_s: float = HANDSHAKE_TIMEOUT_S,
+    on_over_capacity: Callable[[], None] | None = None,
     task_status: trio.TaskStatus[WebSocketServer] = trio.TASK_STATUS_IGNORED,
 ) -> NoReturn:
     """Serve WebSockets on ``host:port`` (0 = any free port) until cancelled.
+
+    At ``max_connections`` open connections (default: the process's file limit less a margin,
+    so accept() never fails with EMFILE) a new one is answered ``503`` and closed at once, and
+    a client has ``handshake_timeout_s`` to complete its upgrade: idle sockets cannot crowd
+    good clients out.
 
     With ``ssl_context`` every connection is TLS (wss://): the TLS handshake runs in the
     connection's task, within the upgrade's timeout. TLS connections read through trio's
@@ -385,12 +418,28 @@ async def serve_websocket(
     """
     listeners = await trio.open_tcp_listeners(port, host=host)
     hub = make_hub()
+    cap = default_max_connections() if max_connections is None else max_connections
+    open_now = 0
 
     async def one(tcp: trio.SocketStream) -> None:
-        stream: trio.abc.Stream = tcp
-        if ssl_context is not None:
-            stream = trio.SSLStream(tcp, ssl_context, server_side=True, https_compatible=True)
-        await _serve_one(handler, receive_buffer_size, hub, stream)
+        nonlocal open_now
+        if open_now >= cap:
+            if on_over_capacity is not None:
+                on_over_capacity()
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                with trio.move_on_after(1.0):
+                    await tcp.send_all(_OVER_CAPACITY)
+            await trio.aclose_forcefully(tcp)
+            return
+        open_now += 1
+        try:
+            stream: trio.abc.Stream = tcp
+            if ssl_context is not None:
+                stream = trio.SSLStream(tcp, ssl_context, server_side=True,
+                                        https_compatible=True)
+            await _serve_one(handler, receive_buffer_size, hub, stream, handshake_timeout_s)
+        finally:
+            open_now -= 1
 
     async with trio.open_nursery() as nursery:
         if hub is not None:

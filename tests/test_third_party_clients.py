@@ -18,6 +18,20 @@ from typing import Any
 
 import numpy as np
 import pytest
+from agents import realtime as agents_realtime
+from agents.realtime import model_inputs as agents_model_inputs
+from agents.realtime import openai_realtime as agents_openai
+from loguru import logger as loguru_logger
+from pipecat.frames import frames as pc
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.task import PipelineParams
+from pipecat.pipeline.worker import PipelineWorker
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.services.azure.realtime.llm import AzureRealtimeLLMService
+from pipecat.services.openai.realtime import events as pc_events
+from pipecat.services.openai.realtime.llm import OpenAIRealtimeLLMService
+from pipecat.workers.runner import WorkerRunner
 
 from rtbench.sim import Dist, Profile
 
@@ -68,9 +82,6 @@ class ErrorLog(logging.Handler):
 
 # -- OpenAI Agents SDK (openai-agents, agents.realtime) -------------------------------------
 
-agents_realtime = pytest.importorskip("agents.realtime")
-agents_openai = pytest.importorskip("agents.realtime.openai_realtime")
-agents_model_inputs = pytest.importorskip("agents.realtime.model_inputs")
 
 
 def _agents_urls(port: int, azure: bool) -> dict[str, Any]:
@@ -162,3 +173,140 @@ def test_agents_sdk_manual_turns(azure: bool) -> None:
                                        script))
     assert seen.errors == [] and log.records == [] and "error" not in seen.raw
     assert seen.raw.count("response.done") == 2
+
+
+# -- Pipecat (pipecat-ai[openai]: OpenAIRealtimeLLMService, AzureRealtimeLLMService) --------
+
+
+class Tap(FrameProcessor):
+    """Passes every frame on and keeps it: placed before the service it sees what the service
+    sends upstream (errors, transcriptions), after it what it sends downstream (audio)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.frames: list[pc.Frame] = []
+
+    async def process_frame(self, frame: pc.Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        self.frames.append(frame)
+        await self.push_frame(frame, direction)
+
+    def count(self, kind: type[pc.Frame]) -> int:
+        return sum(isinstance(f, kind) for f in self.frames)
+
+
+@dataclass
+class Pipecat:
+    """One pipeline ``[up, service, down]`` and what its taps saw."""
+
+    service: OpenAIRealtimeLLMService
+    worker: PipelineWorker
+    up: Tap
+    down: Tap
+
+    async def until(self, done: Callable[[Pipecat], bool]) -> None:
+        while not done(self):
+            await asyncio.sleep(0.02)
+
+    def answers(self) -> int:
+        return self.down.count(pc.LLMFullResponseEndFrame)
+
+    def errors(self) -> list[str]:
+        return [repr(f) for f in self.up.frames + self.down.frames if isinstance(f, pc.ErrorFrame)]
+
+
+def _pipecat_service(port: int, azure: bool, manual: bool) -> OpenAIRealtimeLLMService:
+    audio_in = pc_events.AudioInput(
+        turn_detection=False if manual else pc_events.TurnDetection(silence_duration_ms=200),
+        transcription=pc_events.InputAudioTranscription(model="gpt-transcribe"))
+    settings = OpenAIRealtimeLLMService.Settings(
+        model="gpt-realtime-2", session_properties=pc_events.SessionProperties(
+            audio=pc_events.AudioConfiguration(input=audio_in)))
+    if azure:  # a deployment name unlike the model string the service sends in session.update
+        return AzureRealtimeLLMService(
+            api_key=KEY, settings=settings,
+            base_url=f"ws://127.0.0.1:{port}/openai/v1/realtime?model=my-realtime-deployment")
+    return OpenAIRealtimeLLMService(api_key=KEY, settings=settings,
+                                    base_url=f"ws://127.0.0.1:{port}/v1/realtime")
+
+
+async def _pipecat_run(port: int, azure: bool, manual: bool,
+                       script: Callable[[Pipecat], Awaitable[None]]) -> Pipecat:
+    """Run the pipeline while ``script`` feeds it; end it with an EndFrame."""
+    up, down = Tap(), Tap()
+    service = _pipecat_service(port, azure, manual)
+    worker = PipelineWorker(Pipeline([up, service, down]), idle_timeout_secs=None,
+                            enable_rtvi=False, params=PipelineParams(
+                                audio_in_sample_rate=24000, audio_out_sample_rate=24000))
+    run = Pipecat(service, worker, up, down)
+    runner = WorkerRunner(handle_sigint=False)
+    await runner.add_workers(worker)
+
+    async def feed() -> None:
+        await script(run)
+        await worker.queue_frame(pc.EndFrame())
+
+    async with asyncio.timeout(TIMEOUT_S):
+        await asyncio.gather(runner.run(), feed())
+    return run
+
+
+def _audio_frames() -> list[pc.Frame]:
+    return [pc.InputAudioRawFrame(audio=chunk, sample_rate=24000, num_channels=1)
+            for chunk in _chunks(_speech())]
+
+
+class LoguruErrors:
+    """Pipecat logs with loguru: collect what it logs at ERROR and above during a test."""
+
+    def __enter__(self) -> list[str]:
+        self.records: list[str] = []
+        self.sink = loguru_logger.add(lambda m: self.records.append(str(m)), level="ERROR")
+        return self.records
+
+    def __exit__(self, *exc: object) -> None:
+        loguru_logger.remove(self.sink)
+
+
+@pytest.mark.parametrize("azure", [False, True], ids=["openai", "azure"])
+def test_pipecat_vad_turns(azure: bool) -> None:
+    retrieved: list[Any] = []
+
+    async def script(run: Pipecat) -> None:
+        # the bot greets first (its first context runs the model once the session is set up),
+        # so the user speaks into a configured session
+        context = LLMContext(messages=[{"role": "user", "content": "Hello!"}])
+        await run.worker.queue_frames([pc.LLMContextFrame(context)])
+        await run.until(lambda r: r.answers() >= 1)
+        for turn in (1, 2):
+            await run.worker.queue_frames(_audio_frames())
+            await run.until(lambda r, n=turn: r.answers() >= n + 1 and r.up.count(
+                pc.TranscriptionFrame) >= n)
+        heard = [f for f in run.up.frames if isinstance(f, pc.TranscriptionFrame)]
+        assert all(f.text == TRANSCRIPT for f in heard)
+        item_id = heard[-1].result.item_id  # the service's own API for a conversation item
+        retrieved.append(await asyncio.wait_for(
+            run.service.retrieve_conversation_item(item_id), 5))
+
+    with LoguruErrors() as logged, sim_in_thread(PROFILE, api_key=KEY) as server:
+        run = asyncio.run(_pipecat_run(server.port or 0, azure, False, script))
+    assert run.errors() == [] and logged == []
+    assert run.down.count(pc.TTSAudioRawFrame) > 0
+    assert retrieved[0].content[0].transcript == TRANSCRIPT
+
+
+@pytest.mark.parametrize("azure", [False, True], ids=["openai", "azure"])
+def test_pipecat_manual_turns(azure: bool) -> None:
+    async def script(run: Pipecat) -> None:
+        context = LLMContext(messages=[{"role": "user", "content": TRANSCRIPT}])
+        await run.worker.queue_frames([pc.LLMContextFrame(context)])
+        await run.until(lambda r: r.answers() >= 1)
+        # push-to-talk: the service commits and asks for a response when the user stops
+        await run.worker.queue_frames([pc.UserStartedSpeakingFrame(), *_audio_frames(),
+                                       pc.UserStoppedSpeakingFrame()])
+        await run.until(lambda r: r.answers() >= 2)
+
+    with LoguruErrors() as logged, sim_in_thread(PROFILE, api_key=KEY) as server:
+        run = asyncio.run(_pipecat_run(server.port or 0, azure, True, script))
+    assert run.errors() == [] and logged == []
+    assert run.down.count(pc.TTSAudioRawFrame) > 0

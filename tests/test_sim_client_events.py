@@ -15,6 +15,7 @@ import pytest
 from rtbench.protocol import Dialect, Event, EventType, SessionConfig, TurnDetection
 from rtbench.protocol.audio import SAMPLES_PER_MS
 from rtbench.sim import Dist, Profile
+from rtbench.sim.behaviour import MAX_ITEMS
 
 from simdrive import Driver, tone
 
@@ -184,3 +185,14 @@ def test_session_update_naming_another_model_is_accepted_and_the_model_kept(
     assert not _of(d, "error")
     reported = _of(d, "session.created")[0]["session"]["model"]
     assert _of(d, "session.updated")[0]["session"]["model"] == reported
+
+
+def test_a_session_remembers_its_latest_items_only() -> None:
+    d = Driver(Dialect.GA, PROFILE)
+    for i in range(MAX_ITEMS + 1):
+        d.send(Event(EventType.ITEM_CREATE, {"item": {"id": f"item_{i}", "type": "message",
+                                                      "role": "user", "content": []}}))
+    d.send(Event(EventType.ITEM_RETRIEVE, {"item_id": f"item_{MAX_ITEMS}"}))
+    d.send(Event(EventType.ITEM_RETRIEVE, {"item_id": "item_0"}))
+    assert _of(d, "conversation.item.retrieved")[0]["item"]["id"] == f"item_{MAX_ITEMS}"
+    assert _of(d, "error")[0]["error"]["code"] == "item_retrieve_invalid_item_id"

@@ -35,6 +35,10 @@ from .profile import Profile
 
 MIN_COMMIT_MS = 100
 MAX_METADATA_PAIRS = 16
+#: Items a session remembers for retrieve/delete/truncate/item_reference; the oldest go first.
+#: The service keeps the whole conversation, but a simulator serving thousands of hour-long
+#: sessions must not grow without bound (~1 kB per item).
+MAX_ITEMS = 256
 #: ``response.create`` fields that are not session fields (the rest override the session's).
 _RESPONSE_ONLY_KEYS = ("metadata", "conversation", "input", "prompt", "reasoning",
                        "parallel_tool_calls")
@@ -175,8 +179,7 @@ class SimSession:
                 self._finish_marker(item, pending.due)
                 continue
             if isinstance(item, _Store):
-                if not item.update or item.item["id"] in self._items:
-                    self._items[item.item["id"]] = item.item
+                self._store(item)
                 continue
             out.append(item)
             if isinstance(item, Close):
@@ -184,6 +187,16 @@ class SimSession:
                 self._queue.clear()
                 break
         return out
+
+    def _store(self, store: _Store) -> None:
+        item_id = store.item["id"]
+        if store.update and item_id not in self._items:
+            return
+        self._items[item_id] = store.item
+        if len(self._items) > MAX_ITEMS:
+            oldest = next(iter(self._items))
+            del self._items[oldest]
+            self._item_audio_ms.pop(oldest, None)
 
     def _drop(self, tag: str) -> None:
         self._queue = [p for p in self._queue if p.tag != tag]

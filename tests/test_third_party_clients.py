@@ -11,6 +11,7 @@ validated by the referee (conftest).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -37,6 +38,10 @@ from rtbench.sim import Dist, Profile
 
 from simdrive import tone
 from simthread import sim_in_thread
+
+# These libraries load a great many long-lived objects; out of the collector with them, or
+# every later full collection pauses the timing tests longer (see conftest's gc.freeze).
+gc.freeze()
 
 KEY = "sk-sim-third-party"
 PROFILE = Profile(first_audio=Dist(200.0), response_audio_ms=300, realtime_factor=4.0,

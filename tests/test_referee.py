@@ -48,8 +48,13 @@ def _full_session(dialect: Dialect) -> Driver:
                                            "audio_end_ms": 200}))
     d.send(Event(EventType.ITEM_TRUNCATE, {"item_id": item_id, "content_index": 0,
                                            "audio_end_ms": 99999}))
-    d.send(Event(EventType.RESPONSE_CREATE, {}))           # manual response, then cancel
+    d.send(Event(EventType.ITEM_RETRIEVE, {"item_id": item_id}))
+    d.send(Event(EventType.ITEM_DELETE, {"item_id": item_id}))
+    d.send(Event(EventType.ITEM_RETRIEVE, {"item_id": item_id}))  # deleted
+    d.send(Event(EventType.RESPONSE_CREATE, {"response": {"metadata": {"k": "v"}}}))
     d.send(Event(EventType.RESPONSE_CREATE, {}))           # already active
+    d.send(Event(EventType.OUTPUT_AUDIO_CLEAR, {}))        # cuts the manual response off
+    d.send(Event(EventType.RESPONSE_CREATE, {}))           # manual response, then cancel
     d.send(Event(EventType.RESPONSE_CANCEL, {}))
     d.send(Event(EventType.RESPONSE_CANCEL, {}))           # not active
     d.send(Event(EventType.INPUT_AUDIO_CLEAR, {}))
@@ -76,7 +81,8 @@ COMMON = {
     "conversation.item.input_audio_transcription.completed", "conversation.item.truncated",
     "response.created", "response.output_item.added", "response.content_part.added",
     "response.content_part.done", "response.output_item.done", "response.done",
-    "rate_limits.updated",
+    "rate_limits.updated", "conversation.item.retrieved", "conversation.item.deleted",
+    "output_audio_buffer.cleared",
 }
 GA_ONLY = {"conversation.item.added", "conversation.item.done", "response.output_audio.delta",
            "response.output_audio.done", "response.output_audio_transcript.delta",
@@ -102,7 +108,7 @@ def test_every_event_kind_validates_with_the_sdk(dialect: Dialect, referee: Refe
     codes = {e["error"]["code"] for e in d.all_json() if e["type"] == "error"}  # type: ignore[index]
     assert codes >= {None, "conversation_already_has_active_response", "response_cancel_not_active",
                      "input_audio_buffer_commit_empty", "invalid_value", "unknown_parameter",
-                     "session_expired"}
+                     "session_expired", "item_retrieve_invalid_item_id"}
     assert d.closed is not None and d.closed.code == 1001
 
 

@@ -84,3 +84,43 @@ def test_azure_client_completes_a_voice_turn_on_the_preview_path() -> None:
         seen = asyncio.run(main(server.port or 0))
         assert server.stats.counters["refused"] == 0 and server.stats.counters["sessions"] == 1
     assert "response.audio.delta" in seen and "conversation.item.created" in seen
+
+
+def test_sdk_client_events_of_every_kind_are_answered_on_the_azure_preview_path() -> None:
+    """The SDK's own typed client events: a session.update with the client's model string
+    (not the deployment's), response.create with metadata, item retrieve/delete, cancel by id."""
+
+    async def main(port: int) -> list[Any]:
+        client = AsyncAzureOpenAI(azure_endpoint=f"http://127.0.0.1:{port}",
+                                  api_version="2025-04-01-preview", api_key=KEY,
+                                  websocket_base_url=f"ws://127.0.0.1:{port}/openai")
+        got: list[Any] = []
+        async with asyncio.timeout(10), client.beta.realtime.connect(
+                model="my-realtime-deployment") as conn:
+            await conn.session.update(session={"model": "gpt-4o-realtime-preview",
+                                               "turn_detection": None, "voice": "verse"})
+            await conn.response.create(response={"metadata": {"client_event_id": "c-1"}})
+            async for event in conn:
+                got.append(event)
+                if event.type == "response.done" and event.response.metadata:
+                    item_id = event.response.output[0].id  # type: ignore[index]
+                    await conn.conversation.item.retrieve(item_id=item_id)
+                elif event.type == "conversation.item.retrieved":
+                    await conn.conversation.item.delete(item_id=event.item.id or "")
+                elif event.type == "conversation.item.deleted":
+                    await conn.response.create(response={"modalities": ["text"]})
+                elif event.type == "response.created" and event.response.modalities == ["text"]:
+                    await conn.response.cancel(response_id=event.response.id or "")
+                elif event.type == "response.done" and event.response.status == "cancelled":
+                    return got
+        raise AssertionError([e.type for e in got])
+
+    with sim_in_thread(PROFILE, api_key=KEY) as server:
+        got = asyncio.run(main(server.port or 0))
+    types = [e.type for e in got]
+    assert "error" not in types
+    updated = next(e for e in got if e.type == "session.updated")
+    assert updated.session.voice == "verse" and updated.session.turn_detection is None
+    created = next(e for e in got if e.type == "response.created")
+    assert created.response.metadata == {"client_event_id": "c-1"}
+    assert types.index("conversation.item.retrieved") < types.index("conversation.item.deleted")

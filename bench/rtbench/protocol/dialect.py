@@ -349,6 +349,6 @@ def session_from_wire(
     if "tool_choice" in raw:
         changes["tool_choice"] = str(_checked(raw, "tool_choice", (str, dict),
                                               "session.tool_choice"))
-    if "model" in raw and base.model is not None and raw["model"] != base.model:
-        raise _reject("invalid_value", "session.model", "The model cannot be changed.")
+    # ``session.model`` is accepted and ignored: the session keeps its model (ref §10.4;
+    # clients send their own model string, which differs from an Azure deployment's name).
     return replace(base, **changes)

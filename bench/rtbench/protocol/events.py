@@ -25,6 +25,9 @@ class EventType(StrEnum):
     INPUT_AUDIO_CLEAR = "input_audio_buffer.clear"
     ITEM_CREATE = "conversation.item.create"
     ITEM_TRUNCATE = "conversation.item.truncate"
+    ITEM_RETRIEVE = "conversation.item.retrieve"
+    ITEM_DELETE = "conversation.item.delete"
+    OUTPUT_AUDIO_CLEAR = "output_audio_buffer.clear"
     RESPONSE_CREATE = "response.create"
     RESPONSE_CANCEL = "response.cancel"
 
@@ -42,6 +45,9 @@ class EventType(StrEnum):
     ITEM_DONE = "conversation.item.done"
     ITEM_CREATED = "conversation.item.created"
     ITEM_TRUNCATED = "conversation.item.truncated"
+    ITEM_RETRIEVED = "conversation.item.retrieved"
+    ITEM_DELETED = "conversation.item.deleted"
+    OUTPUT_AUDIO_CLEARED = "output_audio_buffer.cleared"
     TRANSCRIPTION_DELTA = "conversation.item.input_audio_transcription.delta"
     TRANSCRIPTION_COMPLETED = "conversation.item.input_audio_transcription.completed"
     TRANSCRIPTION_FAILED = "conversation.item.input_audio_transcription.failed"
@@ -68,6 +74,9 @@ CLIENT_EVENT_TYPES: frozenset[str] = frozenset(
         EventType.INPUT_AUDIO_CLEAR,
         EventType.ITEM_CREATE,
         EventType.ITEM_TRUNCATE,
+        EventType.ITEM_RETRIEVE,
+        EventType.ITEM_DELETE,
+        EventType.OUTPUT_AUDIO_CLEAR,
         EventType.RESPONSE_CREATE,
         EventType.RESPONSE_CANCEL,
     }

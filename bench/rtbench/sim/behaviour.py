@@ -34,6 +34,14 @@ from .faults import FaultRule
 from .profile import Profile
 
 MIN_COMMIT_MS = 100
+MAX_METADATA_PAIRS = 16
+#: Items a session remembers for retrieve/delete/truncate/item_reference; the oldest go first.
+#: The service keeps the whole conversation, but a simulator serving thousands of hour-long
+#: sessions must not grow without bound (~1 kB per item).
+MAX_ITEMS = 256
+#: ``response.create`` fields that are not session fields (the rest override the session's).
+_RESPONSE_ONLY_KEYS = ("metadata", "conversation", "input", "prompt", "reasoning",
+                       "parallel_tool_calls")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +74,9 @@ class _Response:
     id: str
     item_id: str
     input_item_id: str | None
+    cfg: SessionConfig              # the session's, with this response's overrides
+    metadata: dict[str, str] | None = None
+    in_conversation: bool = True    # False for ``conversation: "none"`` (out of band)
     deltas_planned: int = 0
 
 
@@ -77,11 +88,21 @@ class _Finish:
     error: ErrorInfo | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Store:
+    """Internal timer: the conversation holds ``item`` from now on (when its event goes out),
+    so ``conversation.item.retrieve`` answers what the client could have heard of by then.
+    ``update`` only replaces an item still there (a transcript arriving after a delete)."""
+
+    item: dict[str, Any]
+    update: bool = False
+
+
 @dataclass(order=True)
 class _Pending:
     due: float
     seq: int
-    output: Output | _Finish = field(compare=False)
+    output: Output | _Finish | _Store = field(compare=False)
     tag: str | None = field(compare=False, default=None)  # response id, for cancellation
 
 
@@ -133,6 +154,8 @@ class SimSession:
         self._last_speech_frame = -1
         self.response: _Response | None = None
         self._item_audio_ms: dict[str, float] = {}
+        self._items: dict[str, dict[str, Any]] = {}  # the conversation, in order, by item id
+        self._last_response_id: str | None = None
         self._deltas: dict[int, str] = {}
         self.counts: dict[str, int] = {}
 
@@ -141,7 +164,7 @@ class SimSession:
     def _emit(self, at: float, etype: str, tag: str | None = None, **data: Any) -> None:
         self._push(at, Event(etype, data), tag)
 
-    def _push(self, at: float, output: Output | _Finish, tag: str | None = None) -> None:
+    def _push(self, at: float, output: Output | _Finish | _Store, tag: str | None = None) -> None:
         heapq.heappush(self._queue, _Pending(at, next(self._seq), output, tag))
 
     def next_due(self) -> float | None:
@@ -155,12 +178,25 @@ class SimSession:
             if isinstance(item, _Finish):
                 self._finish_marker(item, pending.due)
                 continue
+            if isinstance(item, _Store):
+                self._store(item)
+                continue
             out.append(item)
             if isinstance(item, Close):
                 self.closed = True
                 self._queue.clear()
                 break
         return out
+
+    def _store(self, store: _Store) -> None:
+        item_id = store.item["id"]
+        if store.update and item_id not in self._items:
+            return
+        self._items[item_id] = store.item
+        if len(self._items) > MAX_ITEMS:
+            oldest = next(iter(self._items))
+            del self._items[oldest]
+            self._item_audio_ms.pop(oldest, None)
 
     def _drop(self, tag: str) -> None:
         self._queue = [p for p in self._queue if p.tag != tag]
@@ -319,6 +355,7 @@ class SimSession:
     def _item_added(self, at: float, item: dict[str, Any], prev: str | None,
                     tag: str | None = None) -> None:
         self._emit(at, EventType.ITEM_ADDED, tag, previous_item_id=prev, item=item)
+        self._push(at, _Store(item), tag)
         if self.dialect is Dialect.GA and item.get("status") == "completed":
             self._emit(at, EventType.ITEM_DONE, tag, previous_item_id=prev, item=item)
 
@@ -329,6 +366,7 @@ class SimSession:
                    delta=text)
         self._emit(done, EventType.TRANSCRIPTION_COMPLETED, item_id=item_id, content_index=0,
                    transcript=text, usage={"type": "duration", "seconds": 2.0})
+        self._push(done, _Store(payloads.user_item(item_id, transcript=text), update=True))
 
     def _on_commit(self, event: Event, now: float) -> None:
         if self.buffer_ms < MIN_COMMIT_MS:
@@ -356,8 +394,30 @@ class SimSession:
             return
         item = {**item, "id": item.get("id") or new_id("item"), "object": "realtime.item",
                 "status": "completed"}
-        self._item_added(now, item, self._last_item)
+        prev = event.get("previous_item_id", self._last_item)
+        self._item_added(now, item, prev)
         self._last_item = item["id"]
+
+    def _on_item_retrieve(self, event: Event, now: float) -> None:
+        item = self._items.get(str(event.get("item_id")))
+        if item is None:
+            self._unknown_item(now, "item_retrieve_invalid_item_id", event)
+            return
+        self._emit(now, EventType.ITEM_RETRIEVED, item=item)
+
+    def _on_item_delete(self, event: Event, now: float) -> None:
+        item_id = str(event.get("item_id"))
+        if self._items.pop(item_id, None) is None:
+            self._unknown_item(now, "item_delete_invalid_item_id", event)
+            return
+        self._item_audio_ms.pop(item_id, None)
+        if self._last_item == item_id:
+            self._last_item = next(reversed(self._items), None)
+        self._emit(now, EventType.ITEM_DELETED, item_id=item_id)
+
+    def _unknown_item(self, now: float, code: str, event: Event) -> None:
+        self._error(now, code, f"Item with item_id '{event.get('item_id')}' not found.",
+                    param="item_id", client_event=event)
 
     # -- responses -------------------------------------------------------------------------
 
@@ -368,7 +428,49 @@ class SimSession:
                         f"{self.response.id}. Wait until the response is finished before "
                         "creating a new one.", client_event=event)
             return
-        self._start_response(now, self._last_item, anchor=now)
+        params = event.get("response") or {}
+        try:
+            resp = self._response_params(params)
+        except SessionUpdateRejected as exc:
+            self._error(now, exc.code, exc.message, param=exc.param, client_event=event)
+            return
+        self._start_response(now, self._last_item, anchor=now, params=resp)
+
+    def _response_params(self, params: object) -> _Response:
+        """A response with ``response.create``'s overrides of the session (ref §10.4): output
+        modalities, instructions, voice, limits; ``metadata`` to echo; ``conversation: "none"``
+        for an out-of-band response; ``input`` (its ``item_reference`` ids must exist)."""
+        if not isinstance(params, dict):
+            raise _response_reject("invalid_type", "response", "expected an object")
+        overrides = {k: v for k, v in params.items() if k not in _RESPONSE_ONLY_KEYS}
+        try:
+            cfg = session_from_wire(overrides, self.dialect, self.config, require_type=False)
+        except SessionUpdateRejected as exc:  # the same check, worded for the response
+            raise SessionUpdateRejected(
+                code=exc.code, param=exc.param.replace("session.", "response.", 1),
+                message=exc.message.replace("'session.", "'response.")) from None
+        metadata = params.get("metadata")
+        if metadata is not None and (not isinstance(metadata, dict) or not all(
+                isinstance(v, str) for v in metadata.values())):
+            raise _response_reject("invalid_type", "metadata", "expected an object of strings")
+        if metadata is not None and len(metadata) > MAX_METADATA_PAIRS:
+            raise _response_reject("invalid_value", "metadata",
+                                   f"at most {MAX_METADATA_PAIRS} key-value pairs")
+        conversation = params.get("conversation", "auto")
+        if conversation not in ("auto", "none"):
+            raise _response_reject("invalid_value", "conversation", "expected 'auto' or 'none'")
+        inputs = params.get("input", [])
+        if not isinstance(inputs, list):
+            raise _response_reject("invalid_type", "input", "expected an array")
+        for i, item in enumerate(inputs):
+            if not isinstance(item, dict) or "type" not in item:
+                raise _response_reject("missing_required_parameter", f"input[{i}].type",
+                                       "an item needs a type")
+            if item["type"] == "item_reference" and item.get("id") not in self._items:
+                raise _response_reject("invalid_value", f"input[{i}].id",
+                                       f"no item with id '{item.get('id')}'")
+        return _Response(id=new_id("resp"), item_id=new_id("item"), input_item_id=None, cfg=cfg,
+                         metadata=metadata, in_conversation=conversation == "auto")
 
     def _delta(self, ms: int) -> str:
         found = self._deltas.get(ms)
@@ -376,25 +478,32 @@ class SimSession:
             found = self._deltas[ms] = _tone_delta(ms)
         return found
 
-    def _start_response(self, at: float, input_item: str | None, anchor: float | None) -> None:
-        """Schedule a whole response; a response fault from the plan changes how it goes."""
+    def _start_response(self, at: float, input_item: str | None, anchor: float | None,
+                        params: _Response | None = None) -> None:
+        """Schedule a whole response; a response fault from the plan changes how it goes.
+
+        ``params`` carries a ``response.create``'s overrides; a VAD turn has none."""
         self.responses_started += 1
         fault = self.response_fault(self.responses_started)
         if fault is not None and fault.kind == "stall":
             self._push(at, Injected("stall"))  # nothing at all: the client must time out
             return
         prof = self.profile
-        cfg = self.config
-        resp = _Response(id=new_id("resp"), item_id=new_id("item"), input_item_id=input_item)
+        resp = params or _Response(id=new_id("resp"), item_id=new_id("item"),
+                                   input_item_id=None, cfg=self.config)
+        resp.input_item_id = input_item
+        cfg = resp.cfg
         self.response = resp
+        self._last_response_id = resp.id
         rid, iid, tag = resp.id, resp.item_id, resp.id
-        self._emit(at, EventType.RESPONSE_CREATED, tag, response=payloads.response_object(
-            rid, self.conversation_id, cfg, self.dialect, status="in_progress"))
+        self._emit(at, EventType.RESPONSE_CREATED, tag, response=self._response_body(
+            resp, status="in_progress"))
         item = payloads.assistant_item(iid, self.dialect, "in_progress", None)
         self._emit(at, EventType.OUTPUT_ITEM_ADDED, tag, response_id=rid, output_index=0,
                    item=item)
-        self._item_added(at, item, input_item, tag)
-        self._last_item = iid
+        if resp.in_conversation:
+            self._item_added(at, item, input_item, tag)
+            self._last_item = iid
         idx: dict[str, Any] = {"response_id": rid, "item_id": iid, "output_index": 0,
                                "content_index": 0}
         audio = cfg.output_modalities == ("audio",)
@@ -454,7 +563,7 @@ class SimSession:
         resp = self.response
         assert resp is not None
         self.response = None
-        cfg = self.config
+        cfg = resp.cfg
         prof = self.profile
         transcript = prof.transcript if status == "completed" else ""
         idx: dict[str, Any] = {"response_id": resp.id, "item_id": resp.item_id,
@@ -474,15 +583,22 @@ class SimSession:
                                        transcript if audio else None)
         self._emit(now, EventType.OUTPUT_ITEM_DONE, response_id=resp.id, output_index=0,
                    item=item)
-        if self.dialect is Dialect.GA:
-            self._emit(now, EventType.ITEM_DONE, previous_item_id=resp.input_item_id, item=item)
-        self._item_audio_ms[resp.item_id] = audio_ms
+        if resp.in_conversation:
+            if self.dialect is Dialect.GA:
+                self._emit(now, EventType.ITEM_DONE, previous_item_id=resp.input_item_id,
+                           item=item)
+            self._push(now, _Store(item, update=True))
+            self._item_audio_ms[resp.item_id] = audio_ms
         usage = payloads.usage(2000.0, audio_ms, len(transcript.split()))
-        self._emit(now, EventType.RESPONSE_DONE, response=payloads.response_object(
-            resp.id, self.conversation_id, cfg, self.dialect, status=status,
-            status_details=details, output=[item], usage=usage))
+        self._emit(now, EventType.RESPONSE_DONE, response=self._response_body(
+            resp, status=status, status_details=details, output=[item], usage=usage))
         self._emit(now, EventType.RATE_LIMITS_UPDATED, **payloads.rate_limits(
             40000 - usage["total_tokens"]))
+
+    def _response_body(self, resp: _Response, **fields: Any) -> dict[str, Any]:
+        conversation = self.conversation_id if resp.in_conversation else None
+        return payloads.response_object(resp.id, conversation, resp.cfg, self.dialect,
+                                        metadata=resp.metadata, **fields)
 
     def _cancel(self, now: float, reason: str) -> None:
         resp = self.response
@@ -509,11 +625,25 @@ class SimSession:
         return (resp.deltas_planned - queued) * self.profile.delta_ms
 
     def _on_response_cancel(self, event: Event, now: float) -> None:
-        if self.response is None:
+        wanted = event.get("response_id")
+        if self.response is None or wanted not in (None, self.response.id):
             self._error(now, "response_cancel_not_active",
                         "Cancellation failed: no active response found", client_event=event)
             return
         self._cancel(now, "client_cancelled")
+
+    def _on_output_audio_clear(self, event: Event, now: float) -> None:
+        """``output_audio_buffer.clear``: documented for WebRTC/SIP, where the server stops the
+        response's audio and sends ``output_audio_buffer.cleared``. Over a WebSocket there is
+        no server-side playback buffer; this answers the same way (stopping an active response
+        as a cancel would) so a client written for either transport gets its acknowledgement.
+        UNCERTAIN: no capture of the service's WebSocket answer."""
+        if self.response is not None:
+            self._cancel(now, "client_cancelled")
+        if self._last_response_id is None:
+            self._error(now, None, "There is no output audio to clear.", client_event=event)
+            return
+        self._emit(now, EventType.OUTPUT_AUDIO_CLEARED, response_id=self._last_response_id)
 
     def _on_truncate(self, event: Event, now: float) -> None:
         item_id = event.get("item_id")
@@ -555,6 +685,15 @@ _HANDLERS: dict[str, Callable[[SimSession, Event, float], None]] = {
     EventType.RESPONSE_CANCEL: SimSession._on_response_cancel,
     EventType.ITEM_TRUNCATE: SimSession._on_truncate,
     EventType.ITEM_CREATE: SimSession._on_item_create,
+    EventType.ITEM_RETRIEVE: SimSession._on_item_retrieve,
+    EventType.ITEM_DELETE: SimSession._on_item_delete,
+    EventType.OUTPUT_AUDIO_CLEAR: SimSession._on_output_audio_clear,
 }
+
+
+def _response_reject(code: str, param: str, detail: str) -> SessionUpdateRejected:
+    """A ``response.create`` field the server refuses, worded as the services word it."""
+    return SessionUpdateRejected(code=code, param=f"response.{param}",
+                                 message=f"Invalid value for 'response.{param}': {detail}.")
 
 __all__ = ["Close", "Injected", "Output", "Raw", "SimSession"]

@@ -58,11 +58,12 @@ def assistant_item(
 
 def response_object(
     response_id: str,
-    conversation_id: str,
+    conversation_id: str | None,
     cfg: SessionConfig,
     dialect: Dialect,
     *,
     status: str,
+    metadata: dict[str, str] | None = None,
     status_details: dict[str, Any] | None = None,
     output: list[dict[str, Any]] | None = None,
     usage: dict[str, Any] | None = None,
@@ -70,7 +71,7 @@ def response_object(
     body: dict[str, Any] = {
         "object": "realtime.response", "id": response_id, "status": status,
         "status_details": status_details, "output": output or [],
-        "conversation_id": conversation_id, "usage": usage, "metadata": None,
+        "conversation_id": conversation_id, "usage": usage, "metadata": metadata,
     }
     if dialect is Dialect.GA:
         body["output_modalities"] = list(cfg.output_modalities)

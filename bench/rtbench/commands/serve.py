@@ -18,6 +18,7 @@ from pathlib import Path
 import trio
 
 from ..config.scenario import ConfigError
+from ..process.gcpolicy import freeze_baseline
 from ..sim import SimConfig, SimServer
 from ..sim import tls as simtls
 from ..ws.server import HANDSHAKE_TIMEOUT_S
@@ -130,5 +131,6 @@ def handle(ns: argparse.Namespace) -> int:
                         nursery.cancel_scope.cancel()
                         break
 
+        freeze_baseline()   # before the loop: its pass delays no session
         trio.run(main)
     return 0

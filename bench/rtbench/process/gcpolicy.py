@@ -19,7 +19,12 @@ the next full pass). So :class:`ScheduledGc`:
   with no session left), where a pause delays nobody;
 * and at the latest every ``full_every_s`` (default 300 s), so memory stays bounded however
   long the process runs. That pause (about 0.1–0.2 s at a thousand sessions) is timed into
-  :class:`GcPauses`, and shows in the loop-lag figures like any other stall.
+  :class:`GcPauses`, and shows in the loop-lag figures like any other stall;
+* and :func:`freeze_baseline`, called once before a process's loop starts, collects and then
+  *freezes* what is left (``gc.freeze()``): the modules, the workload and the configuration
+  live for the whole run, and scanning them again at each pass was half its length (a process
+  that has imported rtbench holds ~117,000 tracked objects: 199 ms for a full pass on this
+  machine, 0.0 ms once frozen). Passes then scan only what the run itself made.
 """
 
 from __future__ import annotations
@@ -96,4 +101,11 @@ class ScheduledGc:
             self.on_pause(seconds)
 
 
-__all__ = ["FULL_EVERY_S", "GcPauses", "ScheduledGc"]
+def freeze_baseline() -> None:
+    """Collect once, then exclude every surviving object from later passes (see above). Call
+    it before the timed loop starts: the pass it takes delays no session."""
+    gc.collect()
+    gc.freeze()
+
+
+__all__ = ["FULL_EVERY_S", "GcPauses", "ScheduledGc", "freeze_baseline"]

@@ -24,6 +24,7 @@ import trio
 from ..client.engine import RunPlan, run_sessions
 from ..client.workload import ChunkPlan
 from ..config.secrets import Redactor
+from ..process.gcpolicy import freeze_baseline
 from ..results.store import RunStore
 from . import syncstart
 
@@ -98,6 +99,7 @@ class ShardRun:
             "started_at": dt.datetime.now(dt.UTC).isoformat()}, Redactor(self.spec.plan.targets))
         skew: list[float] = []
         try:
+            freeze_baseline()
             trio.run(self._main, start_wall, signals, skew)
         finally:
             stopped_by = self._stopped_by[0] if self._stopped_by else None

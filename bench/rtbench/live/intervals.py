@@ -1,5 +1,5 @@
 """The interval-log watcher: writes ``intervals.hlog`` while the run goes (see
-``results.intervallog`` for the log itself)."""
+``results.intervallog`` for the log itself), each interval in a worker thread."""
 
 from __future__ import annotations
 
@@ -21,7 +21,9 @@ def hlog_watcher(interval_s: float = INTERVAL_S) -> Watcher:
             try:
                 while True:
                     await trio.sleep(interval_s)
-                    log.tick(trio.current_time() - t0)
+                    # Off the loop: diffing and encoding every histogram took milliseconds
+                    # (numpy and zlib release the GIL), a stall every interval on the loop.
+                    await trio.to_thread.run_sync(log.tick, trio.current_time() - t0)
             finally:
                 log.tick(trio.current_time() - t0)   # the last, partial interval
 

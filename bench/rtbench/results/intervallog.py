@@ -33,7 +33,10 @@ def _counts(hist: HdrHistogram) -> npt.NDArray[np.uint64]:
 
 
 class IntervalLog:
-    """Writes the change of every histogram of ``recorder`` since the previous ``tick``."""
+    """Writes the change of every histogram of ``recorder`` since the previous ``tick``.
+
+    ``tick`` may run in a worker thread while the loop records (live/intervals.py does so):
+    it reads each histogram's counts once, as a copy, and touches nothing the loop writes."""
 
     def __init__(self, out: TextIO, recorder: Recorder, start_epoch_s: float) -> None:
         self.out = out
@@ -56,13 +59,15 @@ class IntervalLog:
         """Write one interval per histogram that changed; ``now_s`` is seconds since start."""
         written = 0
         for (target, metric), series in self.recorder.items():
-            cur = _counts(series.histogram)
+            # A copy first: the loop may record while this runs (in a worker thread), and a
+            # value recorded between the difference and the snapshot would be in neither.
+            cur = _counts(series.histogram).copy()
             prev = self._prev.get((target, metric))
-            delta = cur - prev if prev is not None else cur.copy()
+            delta = cur - prev if prev is not None else cur
             nonzero = np.flatnonzero(delta)
             if len(nonzero) == 0:
                 continue
-            self._prev[(target, metric)] = cur.copy()
+            self._prev[(target, metric)] = cur
             interval = self._interval.get((target, metric))
             if interval is None:
                 interval = self._interval[(target, metric)] = new_histogram()

@@ -274,10 +274,16 @@ def test_serve_tls_flag_errors_are_one_line(args: list[str], message: str) -> No
 
 
 def test_run_with_sim_tls_measures_wss_and_records_the_tls_version(tmp_path: Path) -> None:
+    stats = tmp_path / "sim-stats.json"
     proc = rtbench("--sim-tls", "--sessions", "3", "--turns", "1", "--results", str(tmp_path),
                    "--run-id", "tls", "--progress", "off", "--no-report",
-                   "--sim-first-audio-ms", "200", "--sim-first-audio-p99-ms", "200")
+                   "--sim-first-audio-ms", "200", "--sim-first-audio-p99-ms", "200",
+                   "--sim-stats-file", str(stats))
     assert proc.returncode == 0, proc.stderr
+    # every session closed cleanly as the server saw it: 1000, not 1006
+    counters = json.loads(stats.read_text())
+    assert counters.get("client_close_1000") == 3, counters
+    assert not [k for k in counters if k.startswith("client_close_") and k != "client_close_1000"]
     manifest = json.loads((tmp_path / "tls" / "manifest.json").read_text())
     (target,) = manifest["targets"]
     assert target["url"].startswith("wss://127.0.0.1:")

@@ -243,13 +243,18 @@ class SimServer:
         self.stats.session_started()
         try:
             await self._run(ws, r, self.stats.counters["sessions"])
-        except Exception as exc:
+        except Exception as exc:  # this connection only, never the server
             self.stats.count("connection_errors")
-            print(f"rtbench serve: session failed: {type(exc).__name__}: {exc}"[:300],
+            cause: BaseException = exc
+            while isinstance(cause, BaseExceptionGroup) and len(cause.exceptions) == 1:
+                cause = cause.exceptions[0]   # the task's own error, not trio's wrapper
+            print(f"rtbench serve: session failed: {type(cause).__name__}: {cause}"[:300],
                   file=sys.stderr, flush=True)
             with contextlib.suppress(Exception):
                 await ws.aclose(1011, "internal error")
         finally:
+            # How the client left: 1000 is a clean close; 1006 a connection lost without one.
+            self.stats.count(f"client_close_{ws.closed.code if ws.closed else 'none'}")
             self.stats.session_ended()
 
     async def _run(self, ws: wsserver.WebSocketConnection, r: Route, ordinal: int) -> None:

@@ -69,3 +69,14 @@ def test_every_accepted_session_key_reaches_the_session(tmp_path: Path) -> None:
     session = load_scenario(path).session
     assert session.max_output_tokens == 300
     assert session.turn_detection is not None and session.turn_detection.idle_timeout_ms == 6000
+
+
+def test_a_missing_baseline_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "rtbench", "--baseline", str(tmp_path / "nope"),
+                           "--results", str(tmp_path / "results")], text=True,
+                          capture_output=True, timeout=60)
+    assert proc.returncode == 2 and "not a run directory" in proc.stderr
+    assert not (tmp_path / "results").exists()      # refused before any run directory or session

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..analysis.gate import load_budget_file, parse_budgets
 from ..analysis.verdict import GateConfig, baseline_metrics_arg, parse_fraction
+from ..results.store import load_manifest
 
 
 def add_gate_args(p: argparse.ArgumentParser, outputs: bool = True) -> None:
@@ -48,6 +49,8 @@ def gate_config(ns: argparse.Namespace, texts: list[str]) -> GateConfig:
     kw: dict[str, Any] = {}
     if ns.baseline_metrics is not None:
         kw["baseline_metrics"] = baseline_metrics_arg(ns.baseline_metrics)
+    if ns.baseline is not None:        # before any session runs, not after the whole run
+        load_manifest(ns.baseline)     # one ResultsError line if it is not a run directory
     return GateConfig(budgets=tuple(parse_budgets(texts)), baseline=ns.baseline,
                       tolerance=parse_fraction(ns.baseline_tolerance, "--baseline-tolerance"),
                       resamples=ns.baseline_resamples, allow_partial=ns.allow_partial, **kw)

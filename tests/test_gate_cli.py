@@ -13,6 +13,7 @@ import pandas as pd
 
 from rtbench.analysis.baseline import compare
 
+from conftest import rtbench_in_process
 from test_cli import rtbench
 
 if TYPE_CHECKING:
@@ -56,12 +57,13 @@ def test_offline_gate_gives_the_runs_verdict_and_catches_a_broken_budget(
 
 
 def test_bad_budget_is_a_usage_error_before_anything_runs(tmp_path: Path) -> None:
-    proc = rtbench("--sessions", "1", "--results", str(tmp_path), "--budget", "ttfa.p95 < 5%")
+    proc = rtbench_in_process("--sessions", "1", "--results", str(tmp_path), "--budget",
+                              "ttfa.p95 < 5%")
     assert proc.returncode == 2
     assert proc.stderr.strip() == ("rtbench: error: budget 'ttfa.p95 < 5%': '%' is not a unit "
                                    "for a latency (use ms, s or us)")
     assert not any(tmp_path.iterdir())
-    proc = rtbench("gate", str(tmp_path / "nope"), "--budget", "errors == 0")
+    proc = rtbench_in_process("gate", str(tmp_path / "nope"), "--budget", "errors == 0")
     assert proc.returncode == 2 and "not a run directory" in proc.stderr
 
 

@@ -15,7 +15,7 @@ import pytest
 from rtbench.orchestrate.execute import embedded_simulator
 from rtbench.protocol.diagnose import PREVIEW_HINT
 
-from conftest import REPO
+from conftest import REPO, rtbench_in_process
 
 KEY = "sk-rtbench-SECRET-5f3a9c1e7b2d"
 WRONG_KEY = "sk-rtbench-WRONG-0a1b2c3d4e5f"
@@ -137,7 +137,7 @@ def test_config_errors_are_one_line_and_exit_2(args: list[str], env: dict[str, s
                                                message: str, tmp_path: Path) -> None:
     clean = {k: v for k, v in os.environ.items()
              if k not in ("OPENAI_API_KEY", "AZURE_OPENAI_API_KEY")}
-    proc = rtbench(*args, "--results", str(tmp_path), env={**clean, **env})
+    proc = rtbench_in_process(*args, "--results", str(tmp_path), env={**clean, **env})
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
     assert not list(tmp_path.iterdir())  # nothing started
@@ -146,5 +146,5 @@ def test_config_errors_are_one_line_and_exit_2(args: list[str], env: dict[str, s
 def test_unknown_provider_in_a_targets_file(tmp_path: Path) -> None:
     f = tmp_path / "t.toml"
     f.write_text('[[target]]\nprovider = "gcp"\nmodel = "m"\n')
-    proc = rtbench("--targets", str(f), "--results", str(tmp_path / "r"))
+    proc = rtbench_in_process("--targets", str(f), "--results", str(tmp_path / "r"))
     assert proc.returncode == 2 and "unknown provider 'gcp'" in proc.stderr

@@ -22,7 +22,7 @@ from rtbench.client.shard import Shard, shards
 from rtbench.config.scenario import Scenario, Target
 from rtbench.metrics.recorder import Recorder
 
-from conftest import REPO
+from conftest import REPO, rtbench_in_process
 
 QUICK_SIM = ("--sim-first-audio-ms", "250", "--sim-first-audio-p99-ms", "250",
              "--sim-response-audio-ms", "200")
@@ -237,9 +237,8 @@ def test_sigterm_stops_every_worker_and_writes_a_partial_merged_run(tmp_path: Pa
     assert (run / "summary.csv").exists()
 
 
-@pytest.mark.integration
 def test_workers_flag_is_checked_before_anything_starts(tmp_path: Path) -> None:
-    proc = rtbench("--sessions", "2", "--workers", "3", "--results", str(tmp_path))
+    proc = rtbench_in_process("--sessions", "2", "--workers", "3", "--results", str(tmp_path))
     assert proc.returncode == 2 and "--workers must be between 1 and" in proc.stderr
     assert not any(tmp_path.iterdir())
 

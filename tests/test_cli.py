@@ -47,6 +47,7 @@ def start_long_run(tmp_path: Path, run_id: str, sessions: int, output: int, shor
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_rtbench_sessions_5_runs_against_the_embedded_simulator(tmp_path: Path,
                                                                 short_audio: Path) -> None:
     proc = rtbench("--sessions", "5", "--turns", "1", "--scenario", str(short_audio / "short.toml"),
@@ -105,6 +106,7 @@ def test_sigterm_stops_within_2s_and_keeps_completed_turns(tmp_path: Path,
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_kill_9_then_report_recovers_every_journaled_turn(tmp_path: Path,
                                                           short_audio: Path) -> None:
     import json
@@ -137,6 +139,7 @@ def test_kill_9_then_report_recovers_every_journaled_turn(tmp_path: Path,
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_serve_injects_from_flags_and_writes_its_stats_file(tmp_path: Path,
                                                            short_audio: Path) -> None:
     stats = tmp_path / "stats.json"
@@ -164,6 +167,7 @@ def test_serve_injects_from_flags_and_writes_its_stats_file(tmp_path: Path,
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_run_forwards_a_fault_plan_with_a_profile_to_the_embedded_simulator(
         tmp_path: Path, short_audio: Path) -> None:
     plan = tmp_path / "plan.toml"

@@ -121,6 +121,7 @@ SIMS = {  # region label -> simulator flags (first audio median, p99; seed)
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_multi_target_run_then_compare_finds_the_injected_difference_only(
         tmp_path: Path, short_audio: Path) -> None:
     scenario = tmp_path / "short.toml"

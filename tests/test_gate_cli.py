@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from rtbench.analysis.baseline import compare
 
@@ -26,6 +27,7 @@ def junit_cases(path: Path) -> dict[str, ET.Element]:
     return {c.get("name", ""): c for c in ET.parse(path).getroot().iter("testcase")}
 
 
+@pytest.mark.slow
 def test_passing_budgets_pass_and_write_junit_and_summary(fast_run: Path) -> None:
     cases = junit_cases(fast_run / "junit.xml")
     # Scenario [budgets] first, then --budget, one test case each; no failures.
@@ -67,6 +69,7 @@ def test_bad_budget_is_a_usage_error_before_anything_runs(tmp_path: Path) -> Non
     assert proc.returncode == 2 and "not a run directory" in proc.stderr
 
 
+@pytest.mark.slow
 def test_baseline_regression_fails_the_slower_run(fast_run: Path, tmp_path: Path,
                                                   run_sim: RunSim) -> None:
     code, out, slow = run_sim(tmp_path, "slow", 450, "--baseline", str(fast_run))

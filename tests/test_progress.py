@@ -113,6 +113,7 @@ def test_run_writes_an_hlog_whose_totals_match_the_histograms(fast_run: Path) ->
     assert totals["ttfa_ms|local/sim-realtime"] == 8
 
 
+@pytest.mark.slow
 def test_abort_on_fail_stops_a_run_whose_budget_is_broken(tmp_path: Path, run_sim: RunSim) -> None:
     code, out, run = run_sim(tmp_path, "abort", 300, "--turns", "10", "--progress", "off",
                              "--budget", "ttfa.p50 < 100ms", "--budget", "errors < 1000",

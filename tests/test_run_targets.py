@@ -63,6 +63,7 @@ def test_leak_check_itself_finds_a_planted_key(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_multi_target_run_with_keys_leaks_no_key_anywhere(
     keyed_sim: str, short_scenario: Path, tmp_path: Path
 ) -> None:
@@ -99,6 +100,7 @@ def test_multi_target_run_with_keys_leaks_no_key_anywhere(
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_one_off_flags_and_dialect_mismatch_is_explained(
     keyed_sim: str, short_scenario: Path, tmp_path: Path
 ) -> None:

@@ -34,7 +34,7 @@ def start_long_run(tmp_path: Path, run_id: str, sessions: int, output: int, shor
          "--scenario", str(short_audio / "short.toml"),
          "--results", str(tmp_path), "--run-id", run_id, "--progress", "off",
          "--sim-first-audio-ms", "600", "--sim-first-audio-p99-ms", "600",
-         "--sim-response-audio-ms", "200"],
+         "--sim-response-audio-ms", "200", "--no-report"],
         cwd=REPO, text=True, stdout=output, stderr=output)
     journal = tmp_path / run_id / "turns.jsonl"
     deadline = time.monotonic() + 60
@@ -153,7 +153,8 @@ def test_serve_injects_from_flags_and_writes_its_stats_file(tmp_path: Path,
         assert line.startswith("listening on 127.0.0.1:"), line
         url = "ws://" + line.removeprefix("listening on ") + "/v1/realtime?model=gpt-realtime"
         proc = rtbench("--url", url, "--sessions", "4", "--turns", "1", "--results",
-                       str(tmp_path), "--run-id", "r", "--scenario", str(short_audio / "short.toml"))
+                       str(tmp_path), "--run-id", "r", "--scenario", str(short_audio / "short.toml"),
+                       "--no-report")
         assert proc.returncode == 0, proc.stderr
     finally:
         serve.terminate()
@@ -176,7 +177,7 @@ def test_run_forwards_a_fault_plan_with_a_profile_to_the_embedded_simulator(
     stats = tmp_path / "stats.json"
     proc = rtbench("--sessions", "3", "--turns", "1", "--results", str(tmp_path), "--run-id", "r",
                    "--sim-faults", str(plan), "--sim-stats-file", str(stats),
-                   "--scenario", str(short_audio / "short.toml"))
+                   "--scenario", str(short_audio / "short.toml"), "--no-report")
     assert proc.returncode == 0, proc.stderr
     turns = pd.read_parquet(tmp_path / "r" / "turns.parquet")
     ok = turns[turns["status"] == "ok"]

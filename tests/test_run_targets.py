@@ -107,14 +107,15 @@ def test_one_off_flags_and_dialect_mismatch_is_explained(
     env = {**os.environ, "OPENAI_API_KEY": KEY}
     proc = rtbench("--provider", "openai", "--endpoint", keyed_sim, "--model", "m", "--region",
                    "lab", "--sessions", "1", "--scenario", str(short_scenario),
-                   "--results", str(tmp_path), "--run-id", "oneoff", env=env)
+                   "--results", str(tmp_path), "--run-id", "oneoff", "--no-report", env=env)
     assert proc.returncode == 0, proc.stderr
     assert pd.read_csv(tmp_path / "oneoff" / "summary.csv").loc[0, "turns_ok"] == 1
     # GA payloads on the Azure preview path: the simulator answers unknown_parameter session.type.
     with embedded_simulator([]) as base:
         url = f"{base}/openai/realtime?api-version=2025-04-01-preview&deployment=d"
         proc = rtbench("--url", url, "--dialect", "ga", "--sessions", "2", "--scenario",
-                       str(short_scenario), "--results", str(tmp_path), "--run-id", "mismatch")
+                       str(short_scenario), "--results", str(tmp_path), "--run-id", "mismatch",
+                       "--no-report")
     assert proc.returncode == 3
     assert f"every session failed during set-up: {PREVIEW_HINT}" in proc.stderr
     errors = pd.read_parquet(tmp_path / "mismatch" / "errors.parquet")

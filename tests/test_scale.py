@@ -25,7 +25,7 @@ from rtbench.metrics.recorder import Recorder
 from conftest import REPO, rtbench_in_process
 
 QUICK_SIM = ("--sim-first-audio-ms", "250", "--sim-first-audio-p99-ms", "250",
-             "--sim-response-audio-ms", "200")
+             "--sim-response-audio-ms", "200", "--no-report")
 
 
 def quick_scenario(tmp_path: Path, audio_dir: Path, turns: int = 2) -> Path:

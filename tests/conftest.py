@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import functools
 import gc
+import io
+import os
 import subprocess
 import sys
 import wave
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
 import trio
 
+from rtbench.cli import main as rtbench_main
 from rtbench.client import transport
 from rtbench.client.transport import Connect
 from rtbench.client.workload import load_utterance
@@ -32,6 +35,34 @@ gc.freeze()
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SCENARIO = REPO / "workloads" / "default.toml"
+
+
+def rtbench_in_process(*args: str, env: dict[str, str] | None = None
+                       ) -> subprocess.CompletedProcess[str]:
+    """``rtbench ARGS`` run by this process's interpreter (cwd: the repository; ``env``
+    replaces the environment meanwhile), its output captured.
+
+    Only for command lines that must fail before anything starts (usage and config errors):
+    the same ``main`` a user's ``rtbench`` runs, without an interpreter start and the CLI's
+    imports per case (about a second each, more under load).
+    """
+    out, err = io.StringIO(), io.StringIO()
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    try:
+        if env is not None:
+            os.environ.clear()
+            os.environ.update(env)
+        os.chdir(REPO)
+        with redirect_stdout(out), redirect_stderr(err):
+            try:
+                code = rtbench_main(list(args))
+            except SystemExit as exc:  # argparse's usage errors
+                code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+    return subprocess.CompletedProcess(["rtbench", *args], code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture

@@ -43,19 +43,20 @@ def fast_scenario(tmp: Path, audio_dir: Path) -> Path:
 RunSim = Callable[..., tuple[int, str, Path]]
 
 
-def _run_sim(audio_dir: Path, tmp: Path, run_id: str, ttfa_ms: int, *extra: str
-             ) -> tuple[int, str, Path]:
+def _run_sim(audio_dir: Path, tmp: Path, run_id: str, ttfa_ms: int, *flags: str,
+             extra: tuple[str, ...] = ()) -> tuple[int, str, Path]:
     proc = rtbench("--sessions", "4", "--scenario", str(fast_scenario(tmp, audio_dir)), "--results",
                    str(tmp / "results"), "--run-id", run_id,
                    "--sim-first-audio-ms", str(ttfa_ms), "--sim-first-audio-p99-ms", str(ttfa_ms),
-                   *extra)
+                   *flags, *extra)
     return proc.returncode, proc.stdout + proc.stderr, tmp / "results" / run_id
 
 
 @pytest.fixture
 def run_sim(short_audio: Path) -> RunSim:
-    """``run_sim(tmp, run_id, ttfa_ms, *flags) -> (exit code, output, run dir)``."""
-    return functools.partial(_run_sim, short_audio)
+    """``run_sim(tmp, run_id, ttfa_ms, *flags) -> (exit code, output, run dir)``; no report
+    (``fast_run`` writes the one test_report renders)."""
+    return functools.partial(_run_sim, short_audio, extra=("--no-report",))
 
 
 @pytest.fixture(scope="session")

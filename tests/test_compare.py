@@ -121,6 +121,7 @@ SIMS = {  # region label -> simulator flags (first audio median, p99; seed)
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_multi_target_run_then_compare_finds_the_injected_difference_only(
         tmp_path: Path, short_audio: Path) -> None:
     scenario = tmp_path / "short.toml"
@@ -139,7 +140,7 @@ def test_multi_target_run_then_compare_finds_the_injected_difference_only(
             for r, base in bases.items()))
         proc = rtbench("--targets", str(targets), "--scenario", str(scenario),
                        "--sessions-per-target", "6", "--interleave", "random",
-                       "--results", str(tmp_path), "--run-id", "multi")
+                       "--results", str(tmp_path), "--run-id", "multi", "--no-report")
     assert proc.returncode == 0, proc.stderr
     run = tmp_path / "multi"
     turns = pd.read_parquet(run / "turns.parquet")

@@ -10,9 +10,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from rtbench.analysis.baseline import compare
 
+from conftest import rtbench_in_process
 from test_cli import rtbench
 
 if TYPE_CHECKING:
@@ -25,6 +27,7 @@ def junit_cases(path: Path) -> dict[str, ET.Element]:
     return {c.get("name", ""): c for c in ET.parse(path).getroot().iter("testcase")}
 
 
+@pytest.mark.slow
 def test_passing_budgets_pass_and_write_junit_and_summary(fast_run: Path) -> None:
     cases = junit_cases(fast_run / "junit.xml")
     # Scenario [budgets] first, then --budget, one test case each; no failures.
@@ -56,15 +59,17 @@ def test_offline_gate_gives_the_runs_verdict_and_catches_a_broken_budget(
 
 
 def test_bad_budget_is_a_usage_error_before_anything_runs(tmp_path: Path) -> None:
-    proc = rtbench("--sessions", "1", "--results", str(tmp_path), "--budget", "ttfa.p95 < 5%")
+    proc = rtbench_in_process("--sessions", "1", "--results", str(tmp_path), "--budget",
+                              "ttfa.p95 < 5%")
     assert proc.returncode == 2
     assert proc.stderr.strip() == ("rtbench: error: budget 'ttfa.p95 < 5%': '%' is not a unit "
                                    "for a latency (use ms, s or us)")
     assert not any(tmp_path.iterdir())
-    proc = rtbench("gate", str(tmp_path / "nope"), "--budget", "errors == 0")
+    proc = rtbench_in_process("gate", str(tmp_path / "nope"), "--budget", "errors == 0")
     assert proc.returncode == 2 and "not a run directory" in proc.stderr
 
 
+@pytest.mark.slow
 def test_baseline_regression_fails_the_slower_run(fast_run: Path, tmp_path: Path,
                                                   run_sim: RunSim) -> None:
     code, out, slow = run_sim(tmp_path, "slow", 450, "--baseline", str(fast_run))

@@ -24,7 +24,7 @@ from rtbench.results.store import RunStore, load_recorder
 from rtbench.sim import Dist, Profile
 from test_integration import _plans
 
-from conftest import memory_sim
+from conftest import memory_sim, rtbench_in_process
 from test_cli import rtbench
 
 if TYPE_CHECKING:
@@ -115,6 +115,7 @@ def test_run_writes_an_hlog_whose_totals_match_the_histograms(fast_run: Path) ->
     assert totals["ttfa_ms|local/sim-realtime"] == 8
 
 
+@pytest.mark.slow
 def test_abort_on_fail_stops_a_run_whose_budget_is_broken(tmp_path: Path, run_sim: RunSim) -> None:
     code, out, run = run_sim(tmp_path, "abort", 300, "--turns", "10", "--progress", "off",
                              "--budget", "ttfa.p50 < 100ms", "--budget", "errors < 1000",
@@ -131,7 +132,7 @@ def test_abort_on_fail_stops_a_run_whose_budget_is_broken(tmp_path: Path, run_si
 
 
 def test_abort_on_fail_needs_a_budget(tmp_path: Path) -> None:
-    proc = rtbench("--sessions", "1", "--results", str(tmp_path), "--abort-on-fail")
+    proc = rtbench_in_process("--sessions", "1", "--results", str(tmp_path), "--abort-on-fail")
     assert proc.returncode == 2 and "needs at least one budget" in proc.stderr
 
 

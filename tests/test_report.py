@@ -162,6 +162,7 @@ IMAGES_JS = ("JSON.stringify(Array.from(document.images).map("
 # browser fails the test instead of silently skipping it.
 @pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"),
                     reason="chromium not installed (CI installs it)")
+@pytest.mark.slow
 async def test_reports_render_in_headless_chromium(fast_run: Path, tmp_path: Path) -> None:
     synthetic = write_report(synthetic_run(tmp_path))
     # The CLI run wrote its report by default; `rtbench report` writes one on demand.

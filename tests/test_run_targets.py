@@ -15,7 +15,7 @@ import pytest
 from rtbench.orchestrate.execute import embedded_simulator
 from rtbench.protocol.diagnose import PREVIEW_HINT
 
-from conftest import REPO
+from conftest import REPO, rtbench_in_process
 
 KEY = "sk-rtbench-SECRET-5f3a9c1e7b2d"
 WRONG_KEY = "sk-rtbench-WRONG-0a1b2c3d4e5f"
@@ -63,6 +63,7 @@ def test_leak_check_itself_finds_a_planted_key(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_multi_target_run_with_keys_leaks_no_key_anywhere(
     keyed_sim: str, short_scenario: Path, tmp_path: Path
 ) -> None:
@@ -99,20 +100,22 @@ def test_multi_target_run_with_keys_leaks_no_key_anywhere(
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_one_off_flags_and_dialect_mismatch_is_explained(
     keyed_sim: str, short_scenario: Path, tmp_path: Path
 ) -> None:
     env = {**os.environ, "OPENAI_API_KEY": KEY}
     proc = rtbench("--provider", "openai", "--endpoint", keyed_sim, "--model", "m", "--region",
                    "lab", "--sessions", "1", "--scenario", str(short_scenario),
-                   "--results", str(tmp_path), "--run-id", "oneoff", env=env)
+                   "--results", str(tmp_path), "--run-id", "oneoff", "--no-report", env=env)
     assert proc.returncode == 0, proc.stderr
     assert pd.read_csv(tmp_path / "oneoff" / "summary.csv").loc[0, "turns_ok"] == 1
     # GA payloads on the Azure preview path: the simulator answers unknown_parameter session.type.
     with embedded_simulator([]) as base:
         url = f"{base}/openai/realtime?api-version=2025-04-01-preview&deployment=d"
         proc = rtbench("--url", url, "--dialect", "ga", "--sessions", "2", "--scenario",
-                       str(short_scenario), "--results", str(tmp_path), "--run-id", "mismatch")
+                       str(short_scenario), "--results", str(tmp_path), "--run-id", "mismatch",
+                       "--no-report")
     assert proc.returncode == 3
     assert f"every session failed during set-up: {PREVIEW_HINT}" in proc.stderr
     errors = pd.read_parquet(tmp_path / "mismatch" / "errors.parquet")
@@ -139,7 +142,7 @@ def test_config_errors_are_one_line_and_exit_2(args: list[str], env: dict[str, s
                                                message: str, tmp_path: Path) -> None:
     clean = {k: v for k, v in os.environ.items()
              if k not in ("OPENAI_API_KEY", "AZURE_OPENAI_API_KEY")}
-    proc = rtbench(*args, "--results", str(tmp_path), env={**clean, **env})
+    proc = rtbench_in_process(*args, "--results", str(tmp_path), env={**clean, **env})
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
     assert not list(tmp_path.iterdir())  # nothing started
@@ -148,5 +151,5 @@ def test_config_errors_are_one_line_and_exit_2(args: list[str], env: dict[str, s
 def test_unknown_provider_in_a_targets_file(tmp_path: Path) -> None:
     f = tmp_path / "t.toml"
     f.write_text('[[target]]\nprovider = "gcp"\nmodel = "m"\n')
-    proc = rtbench("--targets", str(f), "--results", str(tmp_path / "r"))
+    proc = rtbench_in_process("--targets", str(f), "--results", str(tmp_path / "r"))
     assert proc.returncode == 2 and "unknown provider 'gcp'" in proc.stderr

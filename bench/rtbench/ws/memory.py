@@ -15,7 +15,6 @@ the server end with the handler in the listener's nursery and returns the client
 from __future__ import annotations
 
 import trio
-import trio.testing
 
 from .client import RECEIVE_BYTES
 from .server import HANDSHAKE_TIMEOUT_S, Handler, _serve_one  # serve_websocket's per-connection path
@@ -31,7 +30,11 @@ class MemoryListener:
 
     async def dial(self, host: str, port: int) -> trio.abc.Stream:
         """Connect: the client end of a new stream pair whose server end is being served."""
-        client, server = trio.testing.memory_stream_pair()
+        # imported here: trio.testing takes ~0.1 s to import, and every simulator start
+        # (which imports this module) would pay it; only in-memory runs dial
+        from trio.testing import memory_stream_pair
+
+        client, server = memory_stream_pair()
         self.dialed += 1
         # hub=None: the server end reads in its own task (there is no fd for an epoll hub)
         self._nursery.start_soon(_serve_one, self._handler, RECEIVE_BYTES, None, server,

@@ -282,7 +282,13 @@ class WebSocketConnection:
             self._closed = CloseReason(code, reason)
             self._we_closed = True
             try:
-                await self._send_bytes(server_frame(OPCODE_CLOSE, close_payload(code, reason)))
+                # Shielded: from here the receiving task sees the connection closed and its
+                # caller may cancel this one (the simulator does); a send that waits (full
+                # buffer, or a stream without a socket) would then lose the close frame and
+                # the client would record 1006 instead of this code. Bounded like the wait.
+                with trio.move_on_after(CLOSE_WAIT_S) as sending:
+                    sending.shield = True
+                    await self._send_bytes(server_frame(OPCODE_CLOSE, close_payload(code, reason)))
                 if not self._read_done:
                     with trio.move_on_after(CLOSE_WAIT_S):
                         await self._close_done.wait()

@@ -87,12 +87,11 @@ def test_connection_roles_check_direction_and_stamp_event_ids() -> None:
         server.receive(text)  # a client must not send server events
 
 
-def test_connection_tracks_active_response() -> None:
+def test_connection_tracks_the_session_id() -> None:
     client = Connection(Role.CLIENT, Dialect.BETA)
-    client.receive('{"type":"response.created","event_id":"e","response":{"id":"resp_1"}}')
-    assert client.active_response_id == "resp_1"
-    client.receive('{"type":"response.done","event_id":"e","response":{"id":"resp_1"}}')
-    assert client.active_response_id is None
+    assert client.session_id is None
+    client.receive('{"type":"session.created","event_id":"e","session":{"id":"sess_1"}}')
+    assert client.session_id == "sess_1"
 
 
 CFG = SessionConfig(voice="marin", turn_detection=TurnDetection(silence_duration_ms=700),

@@ -81,8 +81,6 @@ class Pacer:
         self._heap: list[tuple[float, int, Paced]] = []
         self._seq = itertools.count()
         self._sleep: trio.CancelScope | None = None
-        self.ticks = 0      # wakeups that served at least one chunk
-        self.chunks = 0     # chunks served
 
     def add(self, tick: Tick, period_s: float, t0: float | None = None,
             phase: float | None = None) -> Paced:
@@ -119,9 +117,6 @@ class Pacer:
                 heapq.heappush(heap, (paced.deadline(), next(self._seq), paced))
             if served % BATCH == 0:
                 break
-        if served:
-            self.ticks += 1
-            self.chunks += served
         return served
 
     async def run(self) -> None:

@@ -144,10 +144,6 @@ class EnergyVad:
         self.last_speech_frame = -1
         self._pending = np.zeros(0, dtype=np.int16)
 
-    @property
-    def position_ms(self) -> int:
-        return self.frames_seen * FRAME_MS + len(self._pending) // SAMPLES_PER_MS
-
     def feed(self, samples: Pcm) -> list[VadDecision]:
         if len(self._pending):
             samples = np.concatenate([self._pending, samples])

@@ -3,8 +3,8 @@
 Plain data in, plain data out, in the manner of h11/wsproto: ``send(event)`` returns the text to
 put on the socket, ``receive(text)`` returns the Event it holds. The object checks direction
 (a client never sends a server event and vice versa), stamps ``event_id`` on server events the
-way the services do, and keeps the little state both sides need: the session id and the active
-response. It never touches a socket or a clock.
+way the services do, and keeps the one piece of state both sides need: the session id. It
+never touches a socket or a clock.
 
 The simulator uses the server role. rtbench's own client reads servers through
 :class:`~rtbench.protocol.conversation.Conversation` and a provider adapter
@@ -45,7 +45,6 @@ class Connection:
         self.role = role
         self.dialect = dialect
         self.session_id: str | None = None
-        self.active_response_id: str | None = None
 
     def send(self, event: Event) -> str | None:
         """Wire text for an outgoing event, or None when the dialect has no such event."""
@@ -73,9 +72,3 @@ class Connection:
             session = event.get("session")
             if isinstance(session, dict) and isinstance(session.get("id"), str):
                 self.session_id = session["id"]
-        elif event.type == EventType.RESPONSE_CREATED:
-            response = event.get("response")
-            if isinstance(response, dict):
-                self.active_response_id = response.get("id")
-        elif event.type == EventType.RESPONSE_DONE:
-            self.active_response_id = None

@@ -26,7 +26,6 @@ class MemoryListener:
     def __init__(self, handler: Handler, nursery: trio.Nursery) -> None:
         self._handler = handler
         self._nursery = nursery
-        self.dialed = 0  # connections opened so far
 
     async def dial(self, host: str, port: int) -> trio.abc.Stream:
         """Connect: the client end of a new stream pair whose server end is being served."""
@@ -35,7 +34,6 @@ class MemoryListener:
         from trio.testing import memory_stream_pair
 
         client, server = memory_stream_pair()
-        self.dialed += 1
         # hub=None: the server end reads in its own task (there is no fd for an epoll hub)
         self._nursery.start_soon(_serve_one, self._handler, RECEIVE_BYTES, None, server,
                                  HANDSHAKE_TIMEOUT_S)

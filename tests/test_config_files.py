@@ -80,3 +80,20 @@ def test_a_missing_baseline_is_refused_before_anything_runs(tmp_path: Path) -> N
                           capture_output=True, timeout=60)
     assert proc.returncode == 2 and "not a run directory" in proc.stderr
     assert not (tmp_path / "results").exists()      # refused before any run directory or session
+
+
+def test_audio_and_workers_are_checked_before_the_simulator_starts(tmp_path: Path) -> None:
+    """``rtbench run`` calls RunOptions.check() before it starts any process or socket."""
+    from rtbench.cli import build_parser
+    from rtbench.client.workload import WorkloadError
+    from rtbench.commands.run import run_options
+
+    sc = tmp_path / "sc.toml"
+    sc.write_text(f'[scenario]\naudio_dir = "{AUDIO}"\nutterances = ["en_timer", "missing"]\n',
+                  encoding="utf-8")
+    opts = run_options(build_parser()[0].parse_args(["run", "--scenario", str(sc)]))
+    with pytest.raises(WorkloadError, match="audio file not found"):
+        opts.check()
+    opts = run_options(build_parser()[0].parse_args(["run", "--sessions", "2", "--workers", "3"]))
+    with pytest.raises(ConfigError, match="--workers must be between 1 and"):
+        opts.check()

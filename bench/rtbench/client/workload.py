@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config.scenario import Scenario
 from ..protocol import Dialect, Event, EventType, encode
 from ..protocol.audio import SAMPLE_RATE, SAMPLES_PER_MS, Pcm, speech_bounds
 from ..ws.frame import OutFrame
@@ -92,6 +93,12 @@ def load_utterance(path: Path) -> Utterance:
         speech_start_sample=bounds[0],
         speech_end_sample=bounds[1],
     )
+
+
+def load_utterances(sc: Scenario) -> list[Utterance]:
+    """The scenario's utterances (``name`` is ``audio_dir/name.wav``, or a file name)."""
+    return [load_utterance(sc.audio_dir / (name if name.endswith(".wav") else f"{name}.wav"))
+            for name in sc.utterances]
 
 
 def append_frame(pcm: Pcm) -> str:

@@ -21,6 +21,7 @@ from ..analysis.verdict import (
     write_outputs,
 )
 from ..client.engine import RunPlan
+from ..client.workload import load_utterances
 from ..config.scenario import Scenario, Target
 from ..orchestrate.execute import RunOutcome, execute, print_outcome
 from ..results.store import load_manifest
@@ -90,6 +91,15 @@ class RunOptions:
         return RunPlan(self.scenario, targets, n, self.load.model(n, rate), self.load.interleave,
                        self.load.seed)
 
+    def check(self) -> None:
+        """What can still fail once processes start, checked before any does (the embedded
+        simulator included): the session count against the targets and workers, and every
+        utterance's audio (one line each, exit 2)."""
+        targets = (list(self.destination) if not isinstance(self.destination, Embedded)
+                   else [self.destination.target("ws://127.0.0.1:0")])
+        dist_runner(self.dist, self.plan(targets).sessions)
+        load_utterances(self.scenario)
+
     def execute(self, targets: list[Target], root: Path, run_id: str | None,
                 sessions: int | None = None, rate: float | None = None) -> RunOutcome:
         """Run the plan (at a sweep's level) into ``root/run_id``, watched and scaled out."""
@@ -111,6 +121,7 @@ def run_options(ns: argparse.Namespace) -> RunOptions:
 
 def handle(ns: argparse.Namespace) -> int:
     opts = run_options(ns)
+    opts.check()
     with open_destination(opts.destination) as targets:
         outcome = opts.execute(targets, opts.output.results, opts.output.run_id)
     return finish(outcome, opts.gate, ns.junit, ns.summary_json, not ns.no_report)

@@ -27,7 +27,7 @@ import trio
 
 from ..client.engine import Monitor, RunPlan, run_sessions
 from ..client.transport import tls_versions
-from ..client.workload import ChunkPlan, load_utterance, plan_chunks
+from ..client.workload import ChunkPlan, load_utterances, plan_chunks
 from ..config.scenario import Scenario, Target
 from ..config.secrets import Redactor
 from ..live.progress import ProgressSink, RunProgress
@@ -140,8 +140,7 @@ def execute(plan: RunPlan, results_root: Path, run_id: str | None = None,
             runner: Runner | None = None) -> RunOutcome:
     """Validate the workload, run every session, write the run directory."""
     sc = plan.scenario
-    utterances = [load_utterance(sc.audio_dir / f"{name}.wav") if not name.endswith(".wav")
-                  else load_utterance(sc.audio_dir / name) for name in sc.utterances]
+    utterances = load_utterances(sc)
     plans = [plan_chunks(u, sc.chunk_ms) for u in utterances]
     per_target = plan.sessions_per_target()
     redactor = Redactor(plan.targets)

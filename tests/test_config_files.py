@@ -97,3 +97,10 @@ def test_audio_and_workers_are_checked_before_the_simulator_starts(tmp_path: Pat
     opts = run_options(build_parser()[0].parse_args(["run", "--sessions", "2", "--workers", "3"]))
     with pytest.raises(ConfigError, match="--workers must be between 1 and"):
         opts.check()
+
+
+def test_target_as_a_list_of_values_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "targets.toml"
+    path.write_text("target = [1, 2]\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="must be tables"):
+        load_targets(path)

@@ -288,6 +288,8 @@ def load_targets(path: Path, only: Sequence[str] = ()) -> list[TargetSpec]:
     tables = doc.get("target", [])
     if not isinstance(tables, list) or not tables:
         raise ConfigError(f"{src}: no [[target]] tables")
+    if not all(isinstance(t, Mapping) for t in tables):
+        raise ConfigError(f"{src}: 'target' must be tables ([[target]]), not a list of values")
     specs = [_relative_to(spec_from_table(t, f"{src}: target[{i}]"), path.parent)
              for i, t in enumerate(tables)]
     names = [s.display_name for s in specs]

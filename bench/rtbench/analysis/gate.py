@@ -33,6 +33,7 @@ from ..config.files import read_toml
 from ..config.scenario import ConfigError
 from ..metrics.recorder import ALL_METRICS, GENERATOR, LOOP_LAG, Recorder, new_histogram
 from ..metrics.tallies import Tally, TargetInfo, not_run_turns
+from ..metrics.units import LATENCY_UNITS_MS
 
 LATENCIES = (*ALL_METRICS, LOOP_LAG)
 RATES = ("error_rate", "session_error_rate")
@@ -44,7 +45,6 @@ _NAME_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\.(.+?))?\s*(?:\{(.*)\})?$")
 _STAT_RE = re.compile(r"^p\(?(\d+(?:\.\d+)?)\)?$")
 _VALUE_RE = re.compile(r"^([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(ms|us|µs|s|%)?$")
 #: Latency units in ms (None: a bare number is ms); the CLI's duration flags extend it.
-LATENCY_UNITS_MS = {"ms": 1.0, "s": 1000.0, "us": 0.001, "µs": 0.001, None: 1.0}
 Fail = Callable[[str], NoReturn]
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config.scenario import Scenario
+from ..process.errors import UserError
 from ..protocol import Dialect, Event, EventType, encode
 from ..protocol.audio import SAMPLE_RATE, SAMPLES_PER_MS, Pcm, speech_bounds
 from ..ws.frame import OutFrame
@@ -26,7 +27,7 @@ MAX_UTTERANCE_S = 120
 MAX_UTTERANCE_BYTES = MAX_UTTERANCE_S * SAMPLE_RATE * 2 + 4096   # + any header
 
 
-class WorkloadError(Exception):
+class WorkloadError(UserError):
     """An audio file that cannot be used, with a one-line reason naming the file."""
 
 

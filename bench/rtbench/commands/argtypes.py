@@ -3,7 +3,7 @@
 Every flag that takes a time accepts a Go-style duration (``30s``, ``5m``, ``1h30m``,
 ``250ms``) or a plain number in the flag's own unit (seconds, or milliseconds for ``*-ms``
 flags); NaN, infinities and negative values are refused with one line. The units are the
-budget parser's (:data:`~rtbench.analysis.gate.LATENCY_UNITS_MS`) plus Go's ``ns``, ``m``, ``h``.
+budget parser's (:data:`~rtbench.metrics.units.LATENCY_UNITS_MS`) plus Go's ``ns``, ``m``, ``h``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Callable
 
-from ..analysis.gate import LATENCY_UNITS_MS
+from ..metrics.units import LATENCY_UNITS_MS
 
 _UNITS_MS: dict[str, float] = {
     **{unit: ms for unit, ms in LATENCY_UNITS_MS.items() if unit is not None},

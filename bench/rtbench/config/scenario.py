@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..process.errors import UserError
 from ..protocol import Dialect, SessionConfig, TurnDetection
 from ..protocol.audio import FRAME_MS
 from ..protocol.session_config import DEFAULT_INSTRUCTIONS, EAGERNESS_VALUES, TURN_DETECTION_TYPES
@@ -19,7 +20,7 @@ from .auth import HeaderSource
 from .files import read_toml
 
 
-class ConfigError(Exception):
+class ConfigError(UserError):
     """A configuration problem, one line, safe to print (never contains secrets)."""
 
 

@@ -21,6 +21,7 @@ import pandas as pd
 
 from ..metrics.recorder import Recorder
 from ..metrics.records import ErrorRecord, SessionRecord, TurnRecord
+from ..process.errors import UserError
 from .schema import ERRORS, SESSIONS, TURNS, TableSchema, bad_field_note
 
 MANIFEST = "manifest.json"
@@ -36,13 +37,15 @@ SUMMARY_CSV = "summary.csv"
 SHARDS_DIR = "workers"
 
 
-class ResultsError(Exception):
+class ResultsError(UserError):
     """The results directory cannot be used (one line)."""
 
 
 class ResultsWriteError(ResultsError):
     """A run was measured but its results could not all be written (disk full, quota): the
     journal is intact up to the failure and ``rtbench report`` rebuilds the rest later."""
+
+    incomplete = True        # the CLI exits 5 (incomplete), not 2 (misuse)
 
 
 def _dump(obj: Any) -> bytes:

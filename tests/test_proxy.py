@@ -92,6 +92,15 @@ def test_an_unusable_proxy_is_a_config_error_without_the_password(url: str) -> N
     assert PASSWORD not in str(err.value) and "--proxy" in str(err.value)
 
 
+def test_an_unusable_environment_proxy_says_how_to_ignore_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", f"socks5h://u:{PASSWORD}@p:1080")
+    with pytest.raises(ConfigError, match=r"\(from the environment\).*--proxy none") as err:
+        proxy_for("wss://a.example.com/", None, "target a")
+    assert PASSWORD not in str(err.value)
+    assert proxy_for("wss://a.example.com/", "none", "--proxy") is None
+
+
 def test_the_targets_file_proxy_reaches_the_target_and_the_redactor(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("HTTPS_PROXY", "http://env:1")

@@ -90,8 +90,13 @@ def proxy_for(url: str, setting: str | None, where: str) -> str | None:
     chosen = environment_proxy(url) if setting is None else setting.strip()
     if chosen is None or chosen.lower() in DISABLED:
         return None
-    source = where if setting is not None else f"{where} (from the environment)"
-    parse_proxy(chosen, source)
+    if setting is not None:
+        parse_proxy(chosen, where)
+    else:
+        try:
+            parse_proxy(chosen, f"{where} (from the environment)")
+        except ConfigError as exc:
+            raise ConfigError(f"{exc}; --proxy none ignores the environment's") from None
     return chosen if "://" in chosen else f"http://{chosen}"
 
 

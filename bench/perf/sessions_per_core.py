@@ -1,6 +1,6 @@
 """How many real-time sessions does ONE client core sustain? (and the simulator's core?)
 
-    python bench/perf/sessions_per_core.py [--quick] [--repeats 3] [--chunk-ms 20 100]
+    python bench/perf/sessions_per_core.py [--quick] [--repeats 3] [--chunk-ms 20 100] [--tls]
     python bench/perf/sessions_per_core.py --memory 1000     # RSS per waiting session
     python bench/perf/sessions_per_core.py --rss-1000        # client RSS of 1,000 live sessions
 
@@ -18,6 +18,10 @@ summary says whether it does at the client's maximum (the most one client core g
 The search steps N up by x1.5 until a trial fails, then bisects; the whole search is repeated
 and the median maximum reported with the spread, because the machine is shared and timing
 noise is real.
+
+``--tls`` runs every search twice, over ws:// and over wss:// (the simulator serves TLS with a
+self-signed certificate, ``rtbench serve --tls self-signed``, whose CA the client trusts), and
+prints the two figures side by side: what TLS costs a client core.
 
 Why subprocesses: a client in the parent would share the interpreter with the bookkeeping, and
 a fresh process per trial gives every N the same clean start (heap, sockets, CPU accounting).
@@ -91,7 +95,7 @@ def run_trial(ns: argparse.Namespace) -> None:
                  turn_timeout_s=ns.turn_timeout_s, connect_timeout_s=30.0)
     plans = [plan_chunks(load_utterance(sc.audio_dir / f"{u}.wav"), sc.chunk_ms)
              for u in sc.utterances]
-    target = Target(name="sim", url=ns.url)
+    target = Target(name="sim", url=ns.url, ca_file=ns.ca_file)
     total_s = ns.ramp_s + ns.settle_s + ns.measure_s
     plan = RunPlan(sc, [target], ns.trial,
                    load=LoadModel(sessions=ns.trial, ramp_up_s=ns.ramp_s, duration_s=total_s + 60))
@@ -190,7 +194,7 @@ def run_memory(ns: argparse.Namespace) -> None:
 
     sink = Sink()
     n = ns.memory
-    plan = RunPlan(sc, [Target(name="sim", url=ns.url)], n,
+    plan = RunPlan(sc, [Target(name="sim", url=ns.url, ca_file=ns.ca_file)], n,
                    load=LoadModel(sessions=n, ramp_up_s=ns.ramp_s))
 
     async def main() -> dict[str, Any]:
@@ -219,12 +223,16 @@ def run_memory(ns: argparse.Namespace) -> None:
 # -- the parent: simulator, trials, search ---------------------------------------------------
 
 class Simulator:
-    """``rtbench serve`` in its own process pinned to SIM_CORE, counting into a stats file."""
+    """``rtbench serve`` in its own process pinned to SIM_CORE, counting into a stats file;
+    over wss:// with a self-signed certificate whose CA file it writes when ``tls``."""
 
-    def __init__(self, extra: list[str]) -> None:
-        self.stats_file = Path(tempfile.mkdtemp(prefix="rtbench-perf-")) / "sim-stats.json"
+    def __init__(self, extra: list[str], tls: bool = False) -> None:
+        folder = Path(tempfile.mkdtemp(prefix="rtbench-perf-"))
+        self.stats_file = folder / "sim-stats.json"
+        self.ca_file = str(folder / "ca.pem") if tls else None
+        tls_args = ["--tls", "self-signed", "--tls-ca-out", self.ca_file] if self.ca_file else []
         cmd = [sys.executable, "-m", "rtbench", "serve", "--port", "0", "--seed", "1",
-               "--stats-file", str(self.stats_file), *extra]
+               "--stats-file", str(self.stats_file), *tls_args, *extra]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True,
                                      preexec_fn=lambda: _pin(SIM_CORE),
                                      env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -232,7 +240,13 @@ class Simulator:
         line = self.proc.stdout.readline().strip()
         if not line.startswith("listening on "):
             raise RuntimeError(f"simulator did not start: {line!r}")
-        self.url = f"ws://{line.removeprefix('listening on ')}/v1/realtime?model=gpt-realtime"
+        scheme = "wss" if tls else "ws"
+        self.url = (f"{scheme}://{line.removeprefix('listening on ')}"
+                    "/v1/realtime?model=gpt-realtime")
+
+    def client_args(self) -> list[str]:
+        """How a client child reaches it: the URL, and the CA to trust over TLS."""
+        return ["--url", self.url, *(["--ca-file", self.ca_file] if self.ca_file else [])]
 
     def cpu_s(self) -> float:
         return _cpu_s(self.proc.pid)
@@ -282,20 +296,21 @@ def _child(args: list[str]) -> subprocess.Popen[str]:
                             preexec_fn=lambda: _pin(CLIENT_CORE))
 
 
-def trial(n: int, chunk_ms: int, ns: argparse.Namespace) -> dict[str, Any]:
-    """One trial of N sessions against a simulator of its own."""
-    sim = Simulator([])
+def trial(n: int, chunk_ms: int, ns: argparse.Namespace, tls: bool = False) -> dict[str, Any]:
+    """One trial of N sessions against a simulator of its own (over wss:// if ``tls``)."""
+    sim = Simulator([], tls)
     try:
         result = _trial(sim, n, chunk_ms, ns)
     finally:
         sim.close()
     result["sim_kept_up"] = result["sim_late_p99_ms"] < LATENESS_LIMIT_MS
+    result["scheme"] = "wss" if tls else "ws"
     return result
 
 
 def _trial(sim: Simulator, n: int, chunk_ms: int, ns: argparse.Namespace) -> dict[str, Any]:
     ramp = max(2.0, n / ns.connect_rate)
-    proc = _child(["--trial", str(n), "--url", sim.url, "--chunk-ms", str(chunk_ms),
+    proc = _child(["--trial", str(n), *sim.client_args(), "--chunk-ms", str(chunk_ms),
                    "--ramp-s", str(ramp), "--settle-s", str(ns.settle_s),
                    "--measure-s", str(ns.measure_s)])
     assert proc.stdout is not None
@@ -323,7 +338,7 @@ def _trial(sim: Simulator, n: int, chunk_ms: int, ns: argparse.Namespace) -> dic
 def _show(r: dict[str, Any]) -> None:
     verdict = "pass" if r["passed"] else "FAIL"
     errs = f" errors {r['errors']}" if r["errors_total"] else ""
-    print(f"  {r['sessions']:5d} x {r['chunk_ms']:3d} ms: late p50 {r['late_p50_ms']:6.2f} "
+    print(f"  {r['scheme']:>3} {r['sessions']:5d} x {r['chunk_ms']:3d} ms: late p50 {r['late_p50_ms']:6.2f} "
           f"p99 {r['late_p99_ms']:7.2f} max {r['late_max_ms']:7.1f} ms, bunched {r['bunched']:5d}, "
           f"client cpu {100 * r['client_cpu']:5.1f} %, sim cpu {100 * r['sim_cpu']:5.1f} % "
           f"late p99 {r['sim_late_p99_ms']:5.2f} ms, "
@@ -331,12 +346,12 @@ def _show(r: dict[str, Any]) -> None:
           f"-> {verdict}{errs}", flush=True)
 
 
-def attempt(n: int, chunk_ms: int, ns: argparse.Namespace) -> dict[str, Any]:
+def attempt(n: int, chunk_ms: int, ns: argparse.Namespace, tls: bool) -> dict[str, Any]:
     """Up to ``ns.attempts`` trials of N; the first that passes counts (other processes on
     the shared machine preempt ours for milliseconds at a time, which fails the p99 lateness
     test although the client itself keeps up; every attempt is printed)."""
     for _ in range(ns.attempts):
-        r = trial(n, chunk_ms, ns)
+        r = trial(n, chunk_ms, ns, tls)
         _show(r)
         if r["passed"]:
             break
@@ -347,13 +362,13 @@ def attempt(n: int, chunk_ms: int, ns: argparse.Namespace) -> dict[str, Any]:
 ALL: list[dict[str, Any]] = []  # the counted trial of every N, for the simulator's figures
 
 
-def search(chunk_ms: int, start: int, ns: argparse.Namespace
+def search(chunk_ms: int, start: int, ns: argparse.Namespace, tls: bool
            ) -> tuple[int, dict[str, Any] | None]:
     """Largest passing N: step up by x1.5 from ``start``, then bisect to ~4 %."""
     good: tuple[int, dict[str, Any] | None] = (0, None)
     n, bad = start, None
     while bad is None:
-        r = attempt(n, chunk_ms, ns)
+        r = attempt(n, chunk_ms, ns, tls)
         if r["passed"]:
             good = (n, r)
             n = int(n * 1.5)
@@ -364,7 +379,7 @@ def search(chunk_ms: int, start: int, ns: argparse.Namespace
     lo = good[0]
     while bad - lo > max(10, lo // 25):
         mid = (lo + bad) // 2
-        r = attempt(mid, chunk_ms, ns)
+        r = attempt(mid, chunk_ms, ns, tls)
         if r["passed"]:
             lo, good = mid, (mid, r)
         else:
@@ -390,9 +405,12 @@ def main() -> None:
     ap.add_argument("--rss-1000", action="store_true",
                     help="run 1,000 sessions at 100 ms chunks and report the client's RSS")
     ap.add_argument("--fixed", type=int, default=None, metavar="N", help="one trial of N sessions")
+    ap.add_argument("--tls", action="store_true",
+                    help="measure over wss:// too (self-signed simulator), beside ws://")
     # child modes
     ap.add_argument("--trial", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
+    ap.add_argument("--ca-file", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--ramp-s", type=float, default=5.0, help=argparse.SUPPRESS)
     ap.add_argument("--turn-timeout-s", type=float, default=20.0, help=argparse.SUPPRESS)
     ap.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
@@ -411,24 +429,28 @@ def main() -> None:
           f"simulator on core {SIM_CORE}; pass = send lateness p99 < {LATENESS_LIMIT_MS:g} ms, "
           f"client CPU <= {100 * CPU_LIMIT:g} %, no failed session "
           f"(best of {ns.attempts} trials per N)", flush=True)
+    schemes = [False, True] if ns.tls else [False]   # tls?
     if ns.memory is not None:
-        sim = Simulator(["--first-audio-ms", "600000"])
-        try:
-            proc = _child(["--memory-child", "--memory", str(ns.memory), "--url", sim.url,
-                           "--chunk-ms", str(ns.chunk_ms[-1]),
-                           "--ramp-s", str(max(2.0, ns.memory / ns.connect_rate))])
-            out, _ = proc.communicate()
-            r = json.loads(out.strip().splitlines()[-1])
-            print(f"memory: {r['sessions']} waiting sessions ({r['chunk_ms']} ms chunks): client RSS "
-                  f"{r['rss_base_mb']:.1f} -> {r['rss_mb']:.1f} MiB = {r['kib_per_session']:.1f} KiB "
-                  f"per session ({r['tasks']} trio tasks, {r['errors']} errors); simulator RSS "
-                  f"{sim.rss_mb():.1f} MiB")
-        finally:
-            sim.close()
+        for tls in schemes:
+            sim = Simulator(["--first-audio-ms", "600000"], tls)
+            try:
+                proc = _child(["--memory-child", "--memory", str(ns.memory), *sim.client_args(),
+                               "--chunk-ms", str(ns.chunk_ms[-1]),
+                               "--ramp-s", str(max(2.0, ns.memory / ns.connect_rate))])
+                out, _ = proc.communicate()
+                r = json.loads(out.strip().splitlines()[-1])
+                print(f"memory ({sim.url.split(':')[0]}): {r['sessions']} waiting sessions "
+                      f"({r['chunk_ms']} ms chunks): client RSS {r['rss_base_mb']:.1f} -> "
+                      f"{r['rss_mb']:.1f} MiB = {r['kib_per_session']:.1f} KiB per session "
+                      f"({r['tasks']} trio tasks, {r['errors']} errors); simulator RSS "
+                      f"{sim.rss_mb():.1f} MiB")
+            finally:
+                sim.close()
         return
     if ns.rss_1000 or ns.fixed is not None:
-        for chunk_ms in ns.chunk_ms if ns.fixed is not None else [100]:
-            r = trial(ns.fixed or 1000, chunk_ms, ns)
+        for tls, chunk_ms in ((t, c) for t in schemes
+                              for c in (ns.chunk_ms if ns.fixed is not None else [100])):
+            r = trial(ns.fixed or 1000, chunk_ms, ns, tls)
             _show(r)
             print(f"client RSS with {r['sessions']} live sessions: {r['rss_mb']:.1f} MiB "
                   f"(peak {r['rss_peak_mb']:.1f}, before sessions {r['rss_base_mb']:.1f}); "
@@ -437,17 +459,23 @@ def main() -> None:
 
     starts = dict(zip(ns.chunk_ms, ns.start or [100 if c <= 20 else 400 for c in ns.chunk_ms],
                       strict=False))
-    found: dict[int, list[tuple[int, dict[str, Any] | None]]] = {c: [] for c in ns.chunk_ms}
+    # keyed (chunk_ms, scheme): ws and wss of one chunk size print side by side
+    found: dict[tuple[int, str], list[tuple[int, dict[str, Any] | None]]] = {
+        (c, "wss" if tls else "ws"): [] for c in ns.chunk_ms for tls in schemes}
     for rep in range(ns.repeats):
         for chunk_ms in ns.chunk_ms:
-            print(f"search {rep + 1}/{ns.repeats}, {chunk_ms} ms chunks:", flush=True)
-            found[chunk_ms].append(search(chunk_ms, starts[chunk_ms], ns))
+            for tls in schemes:
+                scheme = "wss" if tls else "ws"
+                print(f"search {rep + 1}/{ns.repeats}, {scheme}, {chunk_ms} ms chunks:",
+                      flush=True)
+                found[chunk_ms, scheme].append(search(chunk_ms, starts[chunk_ms], ns, tls))
     print("\nsimulator (one process, one core):")
-    for chunk_ms, results in found.items():
+    for (chunk_ms, scheme), results in found.items():
         at_max = [r for _, r in results if r is not None]
-        kept = [r for r in ALL if r["chunk_ms"] == chunk_ms and r["passed"] and r["sim_kept_up"]]
+        kept = [r for r in ALL if (r["chunk_ms"], r["scheme"]) == (chunk_ms, scheme)
+                and r["passed"] and r["sim_kept_up"]]
         cool = [r for r in kept if r["sim_cpu"] <= CPU_LIMIT]
-        print(f"  {chunk_ms:3d} ms chunks: at the client's maximum " + ", ".join(
+        print(f"  {scheme:>3} {chunk_ms:3d} ms chunks: at the client's maximum " + ", ".join(
             f"{r['sessions']} sessions: CPU {100 * r['sim_cpu']:.0f} %, own lateness p99 "
             f"{r['sim_late_p99_ms']:.2f} ms ({'keeps up' if r['sim_kept_up'] else 'FALLS BEHIND'})"
             for r in at_max))
@@ -458,16 +486,17 @@ def main() -> None:
                 f"{best['sessions']} sessions (CPU {100 * best['sim_cpu']:.0f} %, lateness p99 "
                 f"{best['sim_late_p99_ms']:.2f} ms)" if best else "none"))
     print("\nsessions per client core (median of repeats):")
-    for chunk_ms, results in found.items():
+    for (chunk_ms, scheme), results in found.items():
         ns_ = [n for n, _ in results]
         sims = [r["sim_cpu"] for _, r in results if r is not None]
         clients = [r["client_cpu"] for _, r in results if r is not None]
         lates = [r["late_p99_ms"] for _, r in results if r is not None]
-        print(f"  {chunk_ms:3d} ms chunks: {statistics.median(ns_):.0f} sessions (runs: {ns_}); "
+        label = f"  {scheme:>3} {chunk_ms:3d} ms chunks: "
+        print(f"{label}{statistics.median(ns_):.0f} sessions (runs: {ns_}); "
               f"client CPU {100 * statistics.median(clients):.0f} %, send lateness p99 "
               f"{statistics.median(lates):.2f} ms, simulator CPU "
               f"{100 * statistics.median(sims):.0f} % of its core" if sims else
-              f"  {chunk_ms:3d} ms chunks: no passing N")
+              f"{label}no passing N")
 
 
 if __name__ == "__main__":

@@ -16,9 +16,11 @@ import orjson
 import trio
 
 from ..config.auth import AuthError
+from ..config.proxies import parse_proxy
 from ..config.scenario import Target
 from ..ws import client as wsclient
 from ..ws.client import CloseReason, ConnectionClosed, Dial, WsClient
+from ..ws.tunnel import ProxyRefused, via_proxy
 
 #: Realtime events can be large (item retrieval with audio); do not cap below the 15 MiB append.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
@@ -80,7 +82,8 @@ async def open_connection(
     (:func:`tls_context`; ``ssl_context`` replaces it). Only failures of the handshake itself
     are translated; errors from the body pass through. Leaving the block closes the connection.
     ``dial`` opens the byte stream under the WebSocket (TCP; an in-memory stream in tests, see
-    ``ws.memory``).
+    ``ws.memory``); with ``target.proxy`` it reaches the proxy instead, which tunnels to the
+    target (HTTP CONNECT, :mod:`rtbench.ws.tunnel`); TLS then runs end to end over the tunnel.
     """
     if urlsplit(target.url).scheme == "wss" and ssl_context is None:
         try:
@@ -98,6 +101,11 @@ async def open_connection(
         except trio.TooSlowError:
             raise HandshakeFailed(None, "auth_timeout",
                                   f"no credentials within {timeout_s:g} s") from None
+    via = ""
+    if target.proxy is not None:
+        proxy = parse_proxy(target.proxy, target.name)
+        dial = via_proxy(proxy.host, proxy.port, proxy.authorization, dial)
+        via = f" via proxy {proxy.display}"
     try:
         with trio.fail_after(timeout_s):
             ws = await wsclient.connect(target.url, headers=list(pairs), ssl_context=ssl_context,
@@ -105,14 +113,17 @@ async def open_connection(
     except wsclient.Rejected as exc:
         code, message = _describe_body(exc.body)
         raise HandshakeFailed(exc.status, code, message) from None
+    except ProxyRefused as exc:  # not the target's status: no HTTP status of the upgrade
+        raise HandshakeFailed(None, "proxy_refused", f"tunnel to {_host(target.url)} refused"
+                              f"{via}: {exc}") from None
     except trio.TooSlowError:
         raise HandshakeFailed(None, "connect_timeout",
                               f"no handshake within {timeout_s:g} s") from None
     except wsclient.UpgradeError as exc:
-        raise HandshakeFailed(None, "handshake_error", str(exc)) from None
+        raise HandshakeFailed(None, "handshake_error", f"{exc}{via}") from None
     except OSError as exc:
-        raise HandshakeFailed(None, "connect_error", f"cannot connect to {_host(target.url)}: "
-                              f"{exc.strerror or exc}") from None
+        raise HandshakeFailed(None, "connect_error", f"cannot connect to {_host(target.url)}"
+                              f"{via}: {exc.strerror or exc}") from None
     except trio.BrokenResourceError as exc:  # TLS refused (bad certificate, ...)
         cause = exc.__cause__ or exc
         raise HandshakeFailed(None, "tls_error", f"TLS with {_host(target.url)} failed: "

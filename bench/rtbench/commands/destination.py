@@ -15,7 +15,7 @@ from ..orchestrate.execute import embedded_simulator
 from ..protocol import Dialect
 from .serve import check_writable
 from .simflags import add_profile_args, sim_argv, simulator_from
-from .targetflags import add_target_args, resolve_targets
+from .targetflags import add_target_args, resolve_targets, url_proxy
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,13 +28,14 @@ class Embedded:
     name: str | None = None
     region: str | None = None
     tls: bool = False             # serve wss:// with a self-signed CA the client trusts
+    proxy: str | None = None      # --proxy (None: the environment's, see config.proxies)
 
     def target(self, base_url: str, ca_file: str | None = None) -> Target:
         path = ("/openai/realtime?api-version=2025-04-01-preview&deployment=" + self.model
                 if self.dialect is Dialect.BETA else "/v1/realtime?model=" + self.model)
         return Target(name=self.name or f"local/{self.model}", url=base_url + path,
                       dialect=self.dialect, region=self.region or "local", model=self.model,
-                      ca_file=ca_file)
+                      ca_file=ca_file, proxy=url_proxy(base_url, self.proxy))
 
 
 #: Resolved real targets, or the embedded simulator to start.
@@ -62,7 +63,7 @@ def destination_from(ns: argparse.Namespace) -> Destination:
     if ns.sim_stats_file is not None:
         check_writable(ns.sim_stats_file, "--sim-stats-file")
     return Embedded(tuple(sim_argv(ns)), Dialect(ns.dialect), ns.model or "sim-realtime",
-                    ns.name, ns.region, ns.sim_tls)
+                    ns.name, ns.region, ns.sim_tls, ns.proxy)
 
 
 @contextmanager

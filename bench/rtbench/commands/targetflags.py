@@ -8,10 +8,12 @@ simulator) and raises one-line :class:`~rtbench.config.scenario.ConfigError` for
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 from ..config.auth import DEFAULT_ENTRA_SCOPE
+from ..config.proxies import proxy_for
 from ..config.scenario import ConfigError, Target
 from ..config.targets import (
     AUTH_METHODS,
@@ -52,6 +54,11 @@ def add_target_args(run: argparse.ArgumentParser) -> None:
                    help="wss:// of --url or the one-off target trusts this CA file instead of "
                         "the system's (in a targets file: ca_file per target; SSL_CERT_FILE "
                         "replaces the system's for all)")
+    g.add_argument("--proxy", default=None, metavar="URL",
+                   help="tunnel every target's connection through this http://[user:pass@]host:port "
+                        "proxy (HTTP CONNECT), overriding proxy = in a targets file and the "
+                        "environment (HTTPS_PROXY for wss://, HTTP_PROXY for ws://, ALL_PROXY, "
+                        "NO_PROXY); 'none': no proxy")
     g.add_argument("--allow-insecure", action="store_true",
                    help="allow plaintext ws:// to non-loopback hosts")
 
@@ -98,13 +105,21 @@ def resolve_targets(ns: argparse.Namespace) -> list[Target] | None:
         region = ns.region or "local"
         return [Target(name=ns.name or f"{region}/{model}", url=ns.url,
                        dialect=Dialect(ns.dialect), region=region, model=model,
-                       provider="custom", ca_file=ns.ca_file)]
+                       provider="custom", ca_file=ns.ca_file, proxy=url_proxy(ns.url, ns.proxy))]
     elif ns.ca_file is not None:
         raise ConfigError("--ca-file needs --url or --provider (the embedded simulator: "
                           "--sim-tls)")
     else:
         return None
+    if ns.proxy is not None:
+        specs = [replace(s, proxy=ns.proxy) for s in specs]
     return [resolve(s, allow_insecure=ns.allow_insecure) for s in specs]
+
+
+def url_proxy(url: str, setting: str | None) -> str | None:
+    """The proxy of a target given by URL (--url, the embedded simulator): ``setting``
+    (--proxy), else the environment's."""
+    return proxy_for(url, setting, "--proxy" if setting is not None else url.split("?")[0])
 
 
 def model_from_url(url: str) -> str | None:

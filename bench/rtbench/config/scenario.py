@@ -67,6 +67,10 @@ class Target:
     #: PEM file of the CA(s) that wss:// trusts instead of the system's (a private CA, the
     #: simulator's self-signed one). A path, not a context: targets are pickled to workers.
     ca_file: str | None = None
+    #: The ``http://`` proxy the connection tunnels through with CONNECT, credentials included
+    #: (None: direct). Chosen when the target is built (:mod:`rtbench.config.proxies`), so every
+    #: session, worker and the manifest agree.
+    proxy: str | None = field(default=None, repr=False)
 
 
 #: A silence window beyond a minute never ends a spoken turn; the bound also keeps absurd values

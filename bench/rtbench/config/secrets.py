@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable, Sequence
 from urllib.parse import parse_qsl, urlsplit
 
+from .proxies import proxy_secrets
 from .scenario import Target
 
 MASK = "***"
@@ -51,7 +52,8 @@ class Redactor:
 
     @staticmethod
     def _target_fixed(target: Target) -> list[str]:
-        return [*url_secrets(target.url), *(value for _, value in target.headers)]
+        return [*url_secrets(target.url), *(value for _, value in target.headers),
+                *proxy_secrets(target.proxy)]
 
     def secrets(self) -> list[str]:
         dynamic = {s for t in self._targets if t.auth is not None for s in t.auth.secrets()}

@@ -31,6 +31,7 @@ from ..protocol import Dialect
 from .auth import DEFAULT_ENTRA_SCOPE, ApiKey, AuthError, EntraToken, HeaderSource, TokenCredential
 from .auth import default_azure_credential as _default_credential
 from .files import read_toml
+from .proxies import proxy_for
 from .scenario import ConfigError, Target
 
 PROVIDERS = ("openai", "azure")
@@ -49,6 +50,7 @@ _RESOURCE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})$")
 _SPEC_KEYS = {
     "name", "provider", "region", "endpoint", "resource", "model", "deployment", "protocol",
     "api_version", "auth", "api_key_env", "scope", "headers", "insecure", "ca_file",
+    "proxy",
 }
 
 
@@ -72,6 +74,9 @@ class TargetSpec:
     insecure: bool = False
     #: PEM CA file wss:// trusts instead of the system's (relative: to the targets file).
     ca_file: str | None = None
+    #: ``http://[user:pass@]host:port`` to tunnel through; None: the environment's (``""`` or
+    #: ``"none"``: no proxy). See :mod:`rtbench.config.proxies`.
+    proxy: str | None = None
 
     @property
     def label_model(self) -> str:
@@ -232,7 +237,8 @@ def resolve(spec: TargetSpec, env: Mapping[str, str] | None = None, *, allow_ins
     return Target(name=spec.display_name, url=url,
                   dialect=Dialect.BETA if spec.protocol == "preview" else Dialect.GA,
                   region=spec.region, model=spec.label_model, provider=spec.provider,
-                  headers=spec.headers, auth=auth, ca_file=spec.ca_file)
+                  headers=spec.headers, auth=auth, ca_file=spec.ca_file,
+                  proxy=proxy_for(url, spec.proxy, _where(spec)))
 
 
 # -- targets file ---------------------------------------------------------------------------
@@ -259,7 +265,8 @@ def spec_from_table(table: Mapping[str, Any], where: str) -> TargetSpec:
     insecure = table.get("insecure", False)
     if not isinstance(insecure, bool):
         raise ConfigError(f"{where}.insecure must be true or false")
-    opt = {k: _str(table, k, where) for k in ("protocol", "auth", "scope", "region", "ca_file")}
+    opt = {k: _str(table, k, where) for k in ("protocol", "auth", "scope", "region", "ca_file",
+                                              "proxy")}
     return TargetSpec(
         provider=provider, name=_str(table, "name", where), endpoint=_str(table, "endpoint", where),
         resource=_str(table, "resource", where), model=_str(table, "model", where),

@@ -28,6 +28,7 @@ import trio
 from ..client.engine import Monitor, RunPlan, run_sessions
 from ..client.transport import tls_versions
 from ..client.workload import ChunkPlan, load_utterances, plan_chunks
+from ..config.proxies import display_proxy
 from ..config.scenario import Scenario, Target
 from ..config.secrets import Redactor
 from ..live.progress import ProgressSink, RunProgress
@@ -82,7 +83,7 @@ def _target_manifest(t: Target, sessions: int) -> dict[str, Any]:
     out = {"name": t.name, "url": t.url.split("?")[0], "dialect": str(t.dialect),
            "region": t.region, "model": t.model, "provider": t.provider,
            "header_names": [k for k, _ in t.headers], "sessions": sessions,
-           "auth": t.auth.describe() if t.auth else None}
+           "auth": t.auth.describe() if t.auth else None, "proxy": display_proxy(t.proxy)}
     if t.url.startswith("wss://"):
         out.update(tls=None, ca_file=t.ca_file)  # tls: filled in once sessions have run
     return out

@@ -23,7 +23,6 @@ from ..analysis.verdict import (
 from ..client.engine import RunPlan
 from ..config.scenario import Scenario, Target
 from ..orchestrate.execute import RunOutcome, execute, print_outcome
-from ..results.store import load_manifest
 from .destination import Destination, Embedded, add_destination_args, destination_from, open_destination
 from .distflags import Dist, add_dist_args, dist_from, dist_runner
 from .gateflags import add_gate_args, budget_texts, gate_config
@@ -79,7 +78,8 @@ class RunOptions:
         if isinstance(self.destination, Embedded):
             return {"budgets": list(self.budget_texts),
                     "simulator": {"embedded": True, "args": list(self.destination.argv),
-                                  "tls": self.destination.tls}}
+                                  "tls": self.destination.tls,
+                                  "latency": dict(self.destination.latency)}}
         return {"budgets": list(self.budget_texts), "interleave": self.load.interleave,
                 "seed": self.load.seed}
 
@@ -127,10 +127,8 @@ def finish(outcome: RunOutcome, gate_cfg: GateConfig, junit: Path | None,
         print(format_verdicts(result.verdicts))
     if (line := status_line(result)) is not None:
         print(line)
-    if load_manifest(outcome.run_dir).get("status") == "partial":
-        # stopped by a signal: leave quickly; the HTML can be made later from what was written
-        print(f"report: skipped (run stopped); `rtbench report {outcome.run_dir}` writes it")
-    elif report:
+    if report:
+        # Also for a stopped run: it is the run most in need of a page saying what happened.
         from ..analysis.report import write_report  # matplotlib is slow to import: only when asked
 
         print(f"report: {write_report(outcome.run_dir)}")

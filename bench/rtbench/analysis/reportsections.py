@@ -18,6 +18,8 @@ from typing import Any
 
 import pandas as pd
 
+from ..results.store import table_rows
+
 #: Rows of the errors table; the rest are counted, and are all in errors.parquet.
 MAX_ERROR_ROWS = 50
 ERROR_COLUMNS = ("t_s", "target", "phase", "kind", "code", "severity", "session_idx",
@@ -144,8 +146,7 @@ def errors_table(errors: pd.DataFrame) -> str:
     """The first errors in time, with their messages and session ids (bounded)."""
     if errors.empty:
         return ""
-    rows = errors.sort_values("t_s", kind="stable").head(MAX_ERROR_ROWS)
-    rows = rows.astype(object).where(rows.notna(), None)
+    rows = table_rows(errors.sort_values("t_s", kind="stable").head(MAX_ERROR_ROWS))
     more = len(errors) - len(rows)
     note = (f"<p>{more} more errors are in <code>errors.parquet</code>.</p>" if more > 0 else "")
-    return table(rows.to_dict("records"), ERROR_COLUMNS, "errors") + note
+    return table(rows, ERROR_COLUMNS, "errors") + note

@@ -11,6 +11,7 @@ import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..analysis.trace import write_trace
 from ..analysis.verdict import (
     JUNIT,
     SUMMARY_JSON,
@@ -94,9 +95,13 @@ class RunOptions:
                 sessions: int | None = None, rate: float | None = None) -> RunOutcome:
         """Run the plan (at a sweep's level) into ``root/run_id``, watched and scaled out."""
         plan = self.plan(targets, sessions, rate)
-        return execute(plan, root, run_id, self.manifest_extra(),
-                       self.output.saturation_threshold_ms,
-                       self.live.watchers(self.gate.budgets), dist_runner(self.dist, plan.sessions))
+        outcome = execute(plan, root, run_id, self.manifest_extra(),
+                          self.output.saturation_threshold_ms,
+                          self.live.watchers(self.gate.budgets),
+                          dist_runner(self.dist, plan.sessions))
+        if self.output.trace:   # from the saved tables, after the run: off the hot path
+            print(f"trace: {write_trace(outcome.run_dir)}")
+        return outcome
 
 
 def run_options(ns: argparse.Namespace) -> RunOptions:

@@ -60,19 +60,25 @@ def add_output_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--saturation-threshold-ms", type=MILLISECONDS, default=5.0, metavar="MS",
                    help="p99 loop lag / send lateness above which the generator is reported "
                         "saturated (default 5)")
+    p.add_argument("--trace", action="store_true",
+                   help="also write trace.json: one timeline track per session (connect, "
+                        "configure, speech, VAD, first audio, response end, errors) for "
+                        "ui.perfetto.dev or chrome://tracing")
 
 
 @dataclass(frozen=True, slots=True)
 class Output:
-    """Where a run is written, and when its generator counts as saturated."""
+    """Where a run is written, when its generator counts as saturated, and what else is
+    written beside it after the run."""
 
     results: Path = Path("results")
     run_id: str | None = None
     saturation_threshold_ms: float = 5.0
+    trace: bool = False
 
 
 def output_from(ns: argparse.Namespace) -> Output:
-    return Output(ns.results, ns.run_id, ns.saturation_threshold_ms)
+    return Output(ns.results, ns.run_id, ns.saturation_threshold_ms, ns.trace)
 
 
 def add_load_args(p: argparse.ArgumentParser) -> None:

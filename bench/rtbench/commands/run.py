@@ -22,7 +22,7 @@ from ..analysis.verdict import (
     write_outputs,
 )
 from ..client.engine import RunPlan
-from ..config.scenario import Scenario, Target
+from ..config.scenario import ConfigError, Scenario, Target
 from ..orchestrate.execute import RunOutcome, execute, print_outcome
 from .destination import Destination, Embedded, add_destination_args, destination_from, open_destination
 from .distflags import Dist, add_dist_args, dist_from, dist_runner
@@ -110,8 +110,12 @@ def run_options(ns: argparse.Namespace) -> RunOptions:
     scenario = scenario_from(ns.scenario, ns.turns, ns.chunk_ms)
     texts = budget_texts(ns, ns.scenario)
     gate = gate_config(ns, texts)
+    live, dist = live_from(ns, gate.budgets), dist_from(ns)
+    if live.outs and (dist.workers is not None or dist.ray is not None):
+        raise ConfigError("--out streams from this process's sessions: it cannot be combined "
+                          "with --workers or --ray")
     return RunOptions(scenario, destination_from(ns), ns.sessions, load_from(ns), output_from(ns),
-                      gate, live_from(ns, gate.budgets), dist_from(ns), tuple(texts))
+                      gate, live, dist, tuple(texts))
 
 
 def handle(ns: argparse.Namespace) -> int:

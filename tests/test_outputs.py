@@ -98,7 +98,7 @@ def test_a_line_being_written_waits_for_the_next_read(tmp_path: Path) -> None:
     assert tail.read() == []
 
 
-@pytest.mark.parametrize("text", ["json", "json=", "csv=x.csv"])
+@pytest.mark.parametrize("text", ["json", "json=", "csv=x.csv", "otlp=localhost:4318"])
 def test_bad_out_values_are_refused(text: str) -> None:
     with pytest.raises(OutError, match="--out"):
         parse_out(text)

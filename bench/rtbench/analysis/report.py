@@ -2,7 +2,9 @@
 
 Read from the run directory only, so a report can be made again later or on another machine:
 HDR percentile curves per target (tail axis ``1/(1-p)``, as HdrHistogram's plotter draws them),
-TTFA over the run, errors by phase and code, the region × model table and the gate verdicts.
+TTFA over the run, errors by phase and code (and the first of them, verbatim), the region ×
+model table and the gate verdicts; above them how the run was configured and how it ended
+(see reportsections.py).
 No external resource is referenced: CI artefact viewers often block them.
 """
 
@@ -13,9 +15,8 @@ import html
 import io
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 
@@ -25,12 +26,26 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import FixedLocator, NullLocator
+from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator
 
 from ..metrics.recorder import ALL_METRICS, GENERATOR, Recorder
-from ..results.store import SUMMARY_CSV, load_manifest, load_recorder, load_tables
+from ..results.store import (
+    SUMMARY_CSV,
+    load_manifest,
+    load_recorder,
+    load_sessions,
+    load_tables,
+)
 from ..results.summary import summarize
 from .gate import turns_per_session
+from .reportsections import (
+    config_section,
+    errors_table,
+    run_status,
+    saturation_section,
+    status_section,
+    table,
+)
 
 REPORT = "report.html"
 CURVE_METRICS = ("ttfa_ms", "response_done_ms", "vad_ms", "first_transcript_ms", "connect_ms",
@@ -108,7 +123,8 @@ def plot_ttfa_over_time(turns: pd.DataFrame) -> str | None:
     return _png(fig)
 
 
-def plot_errors(errors: pd.DataFrame) -> str | None:
+def errors_figure(errors: pd.DataFrame) -> Figure | None:
+    """Errors counted by phase / code, one bar each (None when there is none)."""
     if errors.empty:
         return None
     labels = errors["phase"].astype(str) + " / " + errors["code"].fillna(errors["kind"]).astype(str)
@@ -116,24 +132,15 @@ def plot_errors(errors: pd.DataFrame) -> str | None:
     fig, ax = plt.subplots(figsize=(7.5, 0.6 + 0.35 * len(counts)))
     ax.barh(list(counts.index), list(counts.values), color="indianred")
     ax.set_xlabel("errors")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # counts: no 0.25-error ticks
     ax.set_title("errors by phase / code")
     ax.grid(True, axis="x", alpha=0.3)
-    return _png(fig)
+    return fig
 
 
-def _fmt(v: Any, col: str) -> str:
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "–"
-        return f"{v * 100:.2f}%" if col.endswith("_rate") else f"{v:.1f}"
-    return html.escape(str(v))
-
-
-def _table(rows: Iterable[Mapping[Any, Any]], columns: Sequence[str]) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{_fmt(r.get(c), c)}</td>" for c in columns) + "</tr>"
-                   for r in rows)
-    return f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+def plot_errors(errors: pd.DataFrame) -> str | None:
+    fig = errors_figure(errors)
+    return None if fig is None else _png(fig)
 
 
 def _gate_section(run_dir: Path) -> str:
@@ -155,13 +162,19 @@ def _gate_section(run_dir: Path) -> str:
 
 
 CSS = """
-body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}
+body{font-family:system-ui,sans-serif;margin:2em;color:#222}
+section,h1,h2,p,ul{max-width:1100px}
+.wide{max-width:100%;overflow-x:auto}
 table{border-collapse:collapse;margin:1em 0;font-size:13px}
-th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}
+th,td{border:1px solid #ccc;padding:3px 8px;text-align:right;vertical-align:top}
 th{background:#f3f3f3}td:nth-child(-n+2){text-align:left}
+table.errors td,table.targets td{text-align:left;overflow-wrap:anywhere}
+table.errors td:last-child{min-width:20em}
 tr.fail td{background:#fde8e8}tr.pass td{background:#eaf7ea}
 .verdict{font-size:1.3em;font-weight:bold}.verdict.fail{color:#b00}.verdict.pass{color:#070}
-img{max-width:100%;display:block;margin:0.5em 0}.wide{overflow-x:auto}code{background:#f3f3f3}
+.status.bad,.saturation.bad{color:#b00;border-left:4px solid #b00;padding-left:0.6em}
+.status.bad b{font-size:1.2em}
+img{max-width:min(100%,1100px);display:block;margin:0.5em 0}code{background:#f3f3f3}
 """
 
 
@@ -169,35 +182,37 @@ def render(run_dir: Path) -> str:
     """The report's HTML for a run directory."""
     manifest = load_manifest(run_dir)
     turns, errors = load_tables(run_dir)
+    sessions = load_sessions(run_dir)
     recorder = load_recorder(run_dir)
     targets = sorted({t for (t, _m), _s in recorder.items() if t != GENERATOR}
                      | {str(t["name"]) for t in manifest.get("targets", [])})
+    status = run_status(manifest, turns, sessions)
     parts = [f"<h1>rtbench run {html.escape(str(manifest.get('run_id', run_dir.name)))}</h1>",
-             f"<p>status <b>{html.escape(str(manifest.get('status', '?')))}</b>, "
-             f"{manifest.get('sessions', '?')} sessions, started "
-             f"{html.escape(str(manifest.get('started_at', '?')))}, finished "
-             f"{html.escape(str(manifest.get('finished_at', '?')))}</p>"]
-    if manifest.get("aborted"):
-        parts.append(f"<p><b>Aborted</b> at {manifest['aborted'].get('t_s')} s: "
-                     + html.escape("; ".join(manifest["aborted"].get("messages", []))) + "</p>")
-    parts += ["<h2>Gate</h2>", _gate_section(run_dir), "<h2>By region × model</h2>"]
+             status_section(status, manifest), saturation_section(manifest),
+             "<h2>Run configuration</h2>", config_section(manifest),
+             "<h2>Gate</h2>", _gate_section(run_dir), "<h2>By region × model</h2>"]
     csv = run_dir / SUMMARY_CSV
     summary = pd.read_csv(csv) if csv.exists() else summarize(
-        turns, errors, recorder, manifest.get("targets", []), turns_per_session(manifest))
+        turns, errors, recorder, manifest.get("targets", []), turns_per_session(manifest),
+        sessions)
     if len(summary):
         cols = [c for c in TABLE_COLUMNS if c in summary.columns]
-        parts.append(_table(summary.to_dict("records"), cols))
+        parts.append(table(summary.to_dict("records"), cols, "summary"))
     parts.append("<h2>Latency distributions</h2>")
-    for metric in CURVE_METRICS:
-        img = plot_percentiles(recorder, targets, metric)
+    curves = [(m, plot_percentiles(recorder, targets, m)) for m in CURVE_METRICS]
+    for metric, img in curves:
         if img is not None:
             parts.append(f'<img alt="{metric} percentile distribution" src="{img}">')
+    if all(img is None for _m, img in curves):
+        parts.append('<p class="status bad">No latency was measured: no session got as far as '
+                     "a measured step (see Errors).</p>")
     parts.append("<h2>TTFA over time</h2>")
     img = plot_ttfa_over_time(turns)
     parts.append(f'<img alt="TTFA over time" src="{img}">' if img else "<p>No completed turn.</p>")
-    parts.append("<h2>Errors</h2>")
+    parts.append(f"<h2>Errors ({len(errors)})</h2>")
     img = plot_errors(errors)
     parts.append(f'<img alt="errors by phase and code" src="{img}">' if img else "<p>No errors.</p>")
+    parts.append(errors_table(errors))
     lag = recorder.series(GENERATOR, "loop_lag_ms").histogram
     if lag.get_total_count():
         parts.append(f"<p>Generator event-loop lag: p99 {lag.get_value_at_percentile(99) / 1000:.1f}"

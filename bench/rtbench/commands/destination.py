@@ -14,7 +14,7 @@ from ..config.scenario import Target
 from ..orchestrate.execute import embedded_simulator
 from ..protocol import Dialect
 from .serve import check_writable
-from .simflags import add_profile_args, sim_argv, simulator_from
+from .simflags import add_profile_args, describe_latency, sim_argv, simulator_from
 from .targetflags import add_target_args, resolve_targets, url_proxy
 
 
@@ -29,6 +29,8 @@ class Embedded:
     region: str | None = None
     tls: bool = False             # serve wss:// with a self-signed CA the client trusts
     proxy: str | None = None      # --proxy (None: the environment's, see config.proxies)
+    #: The resolved latency profile (defaults, file, flags), as the manifest and report show it.
+    latency: tuple[tuple[str, str], ...] = ()
 
     def target(self, base_url: str, ca_file: str | None = None) -> Target:
         path = ("/openai/realtime?api-version=2025-04-01-preview&deployment=" + self.model
@@ -59,11 +61,11 @@ def destination_from(ns: argparse.Namespace) -> Destination:
     targets = resolve_targets(ns)
     if targets is not None:
         return tuple(targets)
-    simulator_from(ns, "sim_")  # fail here, with one line, on a bad profile or fault plan
+    profile, _faults = simulator_from(ns, "sim_")  # fails here, in one line, on a bad file
     if ns.sim_stats_file is not None:
         check_writable(ns.sim_stats_file, "--sim-stats-file")
     return Embedded(tuple(sim_argv(ns)), Dialect(ns.dialect), ns.model or "sim-realtime",
-                    ns.name, ns.region, ns.sim_tls, ns.proxy)
+                    ns.name, ns.region, ns.sim_tls, ns.proxy, describe_latency(profile))
 
 
 @contextmanager

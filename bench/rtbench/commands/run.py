@@ -11,6 +11,7 @@ import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..analysis.trace import write_trace
 from ..analysis.verdict import (
     JUNIT,
     SUMMARY_JSON,
@@ -22,9 +23,8 @@ from ..analysis.verdict import (
 )
 from ..client.engine import RunPlan
 from ..client.workload import load_utterances
-from ..config.scenario import Scenario, Target
+from ..config.scenario import ConfigError, Scenario, Target
 from ..orchestrate.execute import RunOutcome, execute, print_outcome
-from ..results.store import load_manifest
 from .destination import Destination, Embedded, add_destination_args, destination_from, open_destination
 from .distflags import Dist, add_dist_args, dist_from, dist_runner
 from .gateflags import add_gate_args, budget_texts, gate_config
@@ -80,7 +80,8 @@ class RunOptions:
         if isinstance(self.destination, Embedded):
             return {"budgets": list(self.budget_texts),
                     "simulator": {"embedded": True, "args": list(self.destination.argv),
-                                  "tls": self.destination.tls}}
+                                  "tls": self.destination.tls,
+                                  "latency": dict(self.destination.latency)}}
         return {"budgets": list(self.budget_texts), "interleave": self.load.interleave,
                 "seed": self.load.seed}
 
@@ -104,9 +105,13 @@ class RunOptions:
                 sessions: int | None = None, rate: float | None = None) -> RunOutcome:
         """Run the plan (at a sweep's level) into ``root/run_id``, watched and scaled out."""
         plan = self.plan(targets, sessions, rate)
-        return execute(plan, root, run_id, self.manifest_extra(),
-                       self.output.saturation_threshold_ms,
-                       self.live.watchers(self.gate.budgets), dist_runner(self.dist, plan.sessions))
+        outcome = execute(plan, root, run_id, self.manifest_extra(),
+                          self.output.saturation_threshold_ms,
+                          self.live.watchers(self.gate.budgets),
+                          dist_runner(self.dist, plan.sessions))
+        if self.output.trace:   # from the saved tables, after the run: off the hot path
+            print(f"trace: {write_trace(outcome.run_dir)}")
+        return outcome
 
 
 def run_options(ns: argparse.Namespace) -> RunOptions:
@@ -115,8 +120,12 @@ def run_options(ns: argparse.Namespace) -> RunOptions:
     scenario = scenario_from(ns.scenario, ns.turns, ns.chunk_ms)
     texts = budget_texts(ns, ns.scenario)
     gate = gate_config(ns, texts)
+    live, dist = live_from(ns, gate.budgets), dist_from(ns)
+    if live.outs and (dist.workers is not None or dist.ray is not None):
+        raise ConfigError("--out streams from this process's sessions: it cannot be combined "
+                          "with --workers or --ray")
     return RunOptions(scenario, destination_from(ns), ns.sessions, load_from(ns), output_from(ns),
-                      gate, live_from(ns, gate.budgets), dist_from(ns), tuple(texts))
+                      gate, live, dist, tuple(texts))
 
 
 def handle(ns: argparse.Namespace) -> int:
@@ -138,10 +147,8 @@ def finish(outcome: RunOutcome, gate_cfg: GateConfig, junit: Path | None,
         print(format_verdicts(result.verdicts))
     if (line := status_line(result)) is not None:
         print(line)
-    if load_manifest(outcome.run_dir).get("status") == "partial":
-        # stopped by a signal: leave quickly; the HTML can be made later from what was written
-        print(f"report: skipped (run stopped); `rtbench report {outcome.run_dir}` writes it")
-    elif report:
+    if report:
+        # Also for a stopped run: it is the run most in need of a page saying what happened.
         from ..analysis.report import write_report  # matplotlib is slow to import: only when asked
 
         print(f"report: {write_report(outcome.run_dir)}")

@@ -19,9 +19,11 @@ from ..config.scenario import ConfigError, Scenario, load_scenario
 from ..live.abort import abort_watcher
 from ..live.display import progress_watcher
 from ..live.intervals import hlog_watcher
+from ..live.outputs import OutError, OutSpec, outputs_watcher, parse_out
 from ..live.watcher import Watcher
 from .argtypes import MILLISECONDS, SECONDS
 from .bundled import DEFAULT_SCENARIO
+from .serve import check_writable
 
 
 def add_sessions_arg(p: argparse.ArgumentParser, default: int = 10, text: str = "concurrent sessions"
@@ -60,19 +62,25 @@ def add_output_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--saturation-threshold-ms", type=MILLISECONDS, default=5.0, metavar="MS",
                    help="p99 loop lag / send lateness above which the generator is reported "
                         "saturated (default 5)")
+    p.add_argument("--trace", action="store_true",
+                   help="also write trace.json: one timeline track per session (connect, "
+                        "configure, speech, VAD, first audio, response end, errors) for "
+                        "ui.perfetto.dev or chrome://tracing")
 
 
 @dataclass(frozen=True, slots=True)
 class Output:
-    """Where a run is written, and when its generator counts as saturated."""
+    """Where a run is written, when its generator counts as saturated, and what else is
+    written beside it after the run."""
 
     results: Path = Path("results")
     run_id: str | None = None
     saturation_threshold_ms: float = 5.0
+    trace: bool = False
 
 
 def output_from(ns: argparse.Namespace) -> Output:
-    return Output(ns.results, ns.run_id, ns.saturation_threshold_ms)
+    return Output(ns.results, ns.run_id, ns.saturation_threshold_ms, ns.trace)
 
 
 def add_load_args(p: argparse.ArgumentParser) -> None:
@@ -160,6 +168,9 @@ def add_live_args(p: argparse.ArgumentParser, abort: bool = True) -> None:
                    help="live progress on stderr (auto: rich on a terminal, else a line every 5 s)")
     g.add_argument("--hlog-interval-s", type=SECONDS, default=5.0, metavar="DURATION",
                    help="interval of the HdrHistogram log intervals.hlog (default 5s)")
+    g.add_argument("--out", action="append", default=[], metavar="KIND=WHERE",
+                   help="stream every metric sample while the run goes, as k6 does "
+                        "(repeatable): json=FILE writes k6's JSON lines")
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +181,7 @@ class Live:
     progress: str = "auto"
     abort_on_fail: bool = False
     abort_min_turns: int = 20
+    outs: tuple[OutSpec, ...] = ()
 
     def watchers(self, budgets: tuple[Budget, ...]) -> list[Watcher]:
         out = [hlog_watcher(self.hlog_interval_s)]
@@ -177,7 +189,21 @@ class Live:
             out.append(progress_watcher(self.progress))
         if self.abort_on_fail:
             out.append(abort_watcher(budgets, self.abort_min_turns))
+        if self.outs:
+            out.append(outputs_watcher(self.outs))
         return out
+
+
+def outs_from(texts: list[str]) -> tuple[OutSpec, ...]:
+    """The ``--out`` values, checked (a file destination's folder must be writable)."""
+    try:
+        specs = tuple(parse_out(t) for t in texts)
+    except OutError as exc:
+        raise ConfigError(str(exc)) from None
+    for spec in specs:
+        if spec.kind == "json":
+            check_writable(Path(spec.where), f"--out {spec}")
+    return specs
 
 
 def live_from(ns: argparse.Namespace, budgets: tuple[Budget, ...] | None) -> Live:
@@ -185,7 +211,7 @@ def live_from(ns: argparse.Namespace, budgets: tuple[Budget, ...] | None) -> Liv
     command without budgets (and so without the abort flags)."""
     if ns.hlog_interval_s <= 0:
         raise ConfigError("--hlog-interval-s must be positive")
-    live = Live(ns.hlog_interval_s, ns.progress)
+    live = Live(ns.hlog_interval_s, ns.progress, outs=outs_from(ns.out))
     if budgets is None:
         return live
     if ns.abort_min_turns < 1:

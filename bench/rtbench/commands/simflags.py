@@ -119,6 +119,24 @@ def simulator_from(ns: argparse.Namespace, prefix: str = "") -> tuple[Profile, F
         raise ConfigError(f"simulator profile: {exc}") from None
 
 
+def describe_latency(profile: Profile) -> tuple[tuple[str, str], ...]:
+    """The profile's timing as (name, text) pairs, e.g. ``("first_audio_ms", "700 (p99 1400)")``:
+    what a report shows of the simulator a run measured."""
+    def dist(d: Dist) -> str:
+        same = d.p99_ms is None or d.p99_ms == d.median_ms
+        return f"{d.median_ms:g}" if same else f"{d.median_ms:g} (p99 {d.p99_ms:g})"
+
+    out = [("handshake_ms", dist(profile.handshake)), ("vad_delay_ms", dist(profile.vad_delay)),
+           ("first_audio_ms", dist(profile.first_audio)),
+           ("transcription_ms", dist(profile.transcription_delay)),
+           ("response_audio_ms", str(profile.response_audio_ms)),
+           ("delta_ms", str(profile.delta_ms)), ("realtime_factor", f"{profile.realtime_factor:g}")]
+    if profile.knee_sessions:
+        out += [("knee_sessions", str(profile.knee_sessions)),
+                ("per_session_over_knee_ms", f"{profile.per_session_over_knee_ms:g}")]
+    return tuple(out)
+
+
 def sim_argv(ns: argparse.Namespace, prefix: str = "sim_") -> list[str]:
     """The embedded simulator's flags, rebuilt from the ``--sim-*`` options that were given."""
     out: list[str] = []

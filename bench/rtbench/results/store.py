@@ -201,6 +201,12 @@ def load_sessions(run_dir: Path) -> pd.DataFrame:
     return _read_journal(run_dir / SESSIONS_JOURNAL, SESSIONS)
 
 
+def table_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """A table's rows as plain dicts, a missing value (NaN, NA) as None."""
+    return [{str(k): v for k, v in row.items()}
+            for row in frame.astype(object).where(frame.notna(), None).to_dict("records")]
+
+
 def load_manifest(run_dir: Path) -> dict[str, Any]:
     try:
         return dict(json.loads((run_dir / MANIFEST).read_text()))

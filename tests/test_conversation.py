@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 
+import numpy as np
 import orjson
 import pytest
 
@@ -29,7 +30,10 @@ from rtbench.protocol.conversation import (
 )
 from rtbench.protocol.diagnose import PREVIEW_HINT
 
-AUDIO_100MS = base64.b64encode(b"\0" * 4800).decode()  # PCM16 at 24 kHz: 48 bytes a ms
+from simdrive import tone
+
+#: 100 ms of an audible tone (PCM16 at 24 kHz: 48 bytes a ms), heard from its first sample.
+AUDIO_100MS = base64.b64encode(tone(100).tobytes()).decode()
 
 
 def ev(etype: str, **data: object) -> Event:
@@ -203,6 +207,51 @@ def test_a_server_vad_turn_with_exact_latencies() -> None:
         250.0, 750.0, 875.0, 1500.0)
     assert (rec.audio_end_ms, rec.output_audio_ms, rec.total_tokens) == (2700, 200.0, 12)
     assert conv.turns == [] and conv.phase == "session"
+
+
+def pcm_b64(pcm: np.ndarray) -> str:
+    return base64.b64encode(pcm.astype("<i2").tobytes()).decode()
+
+
+def test_audible_onset_silence_pad_and_the_answer_after_a_preamble() -> None:
+    conv = ready()
+    conv.begin_turn(record())
+    conv.eos_sent(0, 1.0)
+    silent, late = np.zeros(2400, np.int16), np.concatenate([np.zeros(720, np.int16), tone(70)])
+    message = {"type": "message", "role": "assistant", "content": []}
+    feed(conv, (response_created("resp_1"), 1.5),
+         (ev(EventType.OUTPUT_ITEM_ADDED, response_id="resp_1", item={**message, "id": "pre"}),
+          1.5),
+         # preamble: 100 ms of silence, then 30 ms of silence and 70 ms of tone; the second
+         # delta arrives before the first has played, so it plays from 1.85 and is heard at
+         # 1.85 + 0.03 (its 30 ms of silence are three whole 10 ms windows)
+         (ev(EventType.AUDIO_DELTA, response_id="resp_1", item_id="pre", delta=pcm_b64(silent)),
+          1.75),
+         (ev(EventType.AUDIO_DELTA, response_id="resp_1", item_id="pre", delta=pcm_b64(late)),
+          1.8125),
+         (ev(EventType.OUTPUT_ITEM_ADDED, response_id="resp_1", item={**message, "id": "ans"}),
+          2.0),
+         # the answer arrives after the preamble has played (1.95): heard on arrival
+         (ev(EventType.AUDIO_DELTA, response_id="resp_1", item_id="ans", delta=AUDIO_100MS), 2.5),
+         (ev(EventType.AUDIO_DELTA, response_id="resp_1", item_id="ans", delta=AUDIO_100MS), 2.5),
+         (done("resp_1"), 3.0))
+    rec = conv.end_turn(0)[-1]
+    assert isinstance(rec, TurnEnded) and rec.record.status == "ok"
+    r = rec.record
+    assert (r.ttfb_ms, r.ttfa_answer_ms, r.output_items, r.preamble_audio_ms) == (
+        750.0, 1500.0, 2, 200.0)
+    assert (r.ttfa_ms, r.silence_pad_ms) == (pytest.approx(880.0), pytest.approx(130.0))
+
+
+def test_one_item_answers_at_its_first_audible_sample() -> None:
+    conv = ready()
+    conv.begin_turn(record())
+    conv.eos_sent(0, 1.0)
+    feed(conv, (response_created("resp_1"), 1.5), (audio("resp_1"), 1.75), (done("resp_1"), 2.0))
+    r = conv.end_turn(0)[-1]
+    assert isinstance(r, TurnEnded)
+    assert (r.record.ttfb_ms, r.record.ttfa_ms, r.record.ttfa_answer_ms, r.record.silence_pad_ms,
+            r.record.output_items, r.record.preamble_audio_ms) == (750.0, 750.0, 750.0, 0.0, 1, 0.0)
 
 
 def test_a_manual_turn_commits_then_asks_and_counts_from_the_commit() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..protocol import Dialect, SessionConfig, TurnDetection
-from ..protocol.audio import FRAME_MS
+from ..protocol.audio import AUDIBLE_THRESHOLD, FRAME_MS
 from ..protocol.session_config import DEFAULT_INSTRUCTIONS, EAGERNESS_VALUES, TURN_DETECTION_TYPES
 from .auth import HeaderSource
 from .files import read_toml
@@ -37,6 +37,8 @@ class Scenario:
     turn_timeout_s: float = 20.0
     connect_timeout_s: float = 10.0
     barge_in_after_ms: int | None = None  # speak again this long after the first audio delta
+    #: Level (VAD 0..1 scale) above which a 10 ms window of output audio is audible (ttfa_ms).
+    audible_threshold: float = AUDIBLE_THRESHOLD
     session: SessionConfig = field(default_factory=SessionConfig)
     source: Path | None = None
 
@@ -75,6 +77,7 @@ MAX_SILENCE_MS = 60_000
 _SCENARIO_KEYS = {
     "name", "audio_dir", "utterances", "turns_per_session", "chunk_ms", "trailing_silence_ms",
     "think_time_ms", "turn_timeout_s", "connect_timeout_s", "barge_in_after_ms",
+    "audible_threshold",
 }
 _SESSION_KEYS = {
     "voice", "instructions", "speed", "output_modalities", "transcription_model",
@@ -195,6 +198,8 @@ def load_scenario(path: Path) -> Scenario:
         turn_timeout_s=_typed(sc, "turn_timeout_s", float, 20.0, src, w, above=0),
         connect_timeout_s=_typed(sc, "connect_timeout_s", float, 10.0, src, w, above=0),
         barge_in_after_ms=_typed(sc, "barge_in_after_ms", int, None, src, w, low=0),
+        audible_threshold=_typed(sc, "audible_threshold", float, AUDIBLE_THRESHOLD, src, w,
+                                 low=0.0, high=1.0),
         session=_session_from_table(doc.get("session", {}), src),
         source=path,
     )

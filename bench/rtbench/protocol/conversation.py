@@ -60,6 +60,7 @@ from typing import Final
 
 from ..metrics.records import TurnRecord
 from .adapters import Adapter
+from .audio import AUDIBLE_THRESHOLD
 from .codec import ProtocolViolation
 from .events import ErrorInfo, Event, EventType
 from .session_config import SessionConfig
@@ -190,8 +191,9 @@ class Turn:
 class Conversation:
     """The client-side state of one Realtime conversation (see the module docstring)."""
 
-    def __init__(self, adapter: Adapter) -> None:
+    def __init__(self, adapter: Adapter, *, audible_threshold: float = AUDIBLE_THRESHOLD) -> None:
         self.adapter = adapter
+        self.audible_threshold = audible_threshold  # of the output audio's onset detector
         self.state = Setup.CONNECTED
         self.session_id: str | None = None
         self.ended: str | None = None        # why it ended; None while it goes on
@@ -315,7 +317,8 @@ class Conversation:
         sends: tuple[Send, ...] = ()
         if manual:
             sends = self._sends(EventType.INPUT_AUDIO_COMMIT, EventType.RESPONSE_CREATE)
-        turn = Turn(record.turn_idx, TurnTracker(record, self._claimed), sends)
+        tracker = TurnTracker(record, self._claimed, audible_threshold=self.audible_threshold)
+        turn = Turn(record.turn_idx, tracker, sends)
         self.turns.append(turn)
         return turn
 

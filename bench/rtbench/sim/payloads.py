@@ -9,6 +9,9 @@ from typing import Any
 from ..protocol import Dialect, ErrorInfo, SessionConfig, session_to_wire
 from ..protocol.session_config import AUDIO_FORMATS_GA
 
+#: What a reasoning model's preamble item says before its answer (§10.2).
+PREAMBLE_TRANSCRIPT = "One moment, let me check."
+
 #: ``session.model`` values the beta protocol knows (the beta SDK validates against this list).
 BETA_MODELS = ("gpt-realtime", "gpt-realtime-2025-08-28", "gpt-4o-realtime-preview",
                "gpt-4o-realtime-preview-2024-10-01", "gpt-4o-realtime-preview-2024-12-17",

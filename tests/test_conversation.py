@@ -316,8 +316,57 @@ def test_a_turn_timeout_is_one_row() -> None:
     conv.begin_turn(record())
     actions = conv.end_turn(0, timed_out_after_s=20.0)
     assert actions[0] == Failed("turn", "timeout", "turn_timeout", "retryable",
-                                "no response.done within 20 s")
+                                "no response.done within 20 s "
+                                "(saw nothing of the turn; no speech_started)")
     assert isinstance(actions[1], TurnEnded) and actions[1].record.status == "timeout"
+
+
+@pytest.mark.parametrize(("events", "said"), [
+    ([ev(EventType.SPEECH_STARTED)], "saw speech_started; no committed"),
+    ([ev(EventType.SPEECH_STARTED), ev(EventType.INPUT_AUDIO_COMMITTED, item_id="u")],
+     "saw speech_started, committed; no response.created"),
+    ([ev(EventType.SPEECH_STARTED), ev(EventType.INPUT_AUDIO_COMMITTED, item_id="u"),
+      response_created("resp_1")], "saw speech_started, committed, response.created; no audio"),
+    ([ev(EventType.SPEECH_STARTED), ev(EventType.INPUT_AUDIO_COMMITTED, item_id="u"),
+      response_created("resp_1"), audio("resp_1")],
+     "saw speech_started, committed, response.created, audio, audible audio; no response.done"),
+])
+def test_a_timeout_says_what_it_last_saw(events: list[Event], said: str) -> None:
+    conv = ready()
+    conv.begin_turn(record())
+    conv.eos_sent(0, 1.0)
+    feed(conv, *((e, 1.5) for e in events))
+    failed = conv.end_turn(0, timed_out_after_s=20.0)[0]
+    assert isinstance(failed, Failed) and failed.message == f"no response.done within 20 s ({said})"
+
+
+def test_a_completed_response_with_nothing_audible_is_a_no_audio_failure() -> None:
+    conv = ready()
+    conv.begin_turn(record())
+    conv.eos_sent(0, 1.0)
+    silent = pcm_b64(np.zeros(4800, np.int16))
+    feed(conv, (response_created("resp_1"), 1.5),
+         (ev(EventType.AUDIO_DELTA, response_id="resp_1", item_id="i", delta=silent), 1.75),
+         (done("resp_1"), 2.0))
+    failed, ended = conv.end_turn(0)
+    assert failed == Failed("turn", "no_audio", "no_audio", "retryable",
+                            "response resp_1 completed with 200 ms of audio, none above the "
+                            "audible threshold")
+    assert isinstance(ended, TurnEnded)
+    r = ended.record
+    assert (r.status, r.error_code, r.ttfb_ms, r.ttfa_ms) == ("error", "no_audio", 750.0, None)
+    # without any delta, and a session that asked for text only: that is what it asked for
+    conv.begin_turn(record(1))
+    feed(conv, (response_created("resp_2"), 2.5), (done("resp_2"), 3.0))
+    assert conv.end_turn(1)[0] == Failed("turn", "no_audio", "no_audio", "retryable",
+                                         "response resp_2 completed with no audio delta")
+    text = Conversation(for_dialect(Dialect.GA))
+    feed(text, (created(), 0.25))
+    text.configure(SessionConfig(output_modalities=("text",)))
+    text.begin_turn(record())
+    feed(text, (response_created("resp_t"), 1.5), (done("resp_t"), 2.0))
+    (ok,) = text.end_turn(0)
+    assert isinstance(ok, TurnEnded) and ok.record.status == "ok"
 
 
 def test_a_failed_response_is_a_response_failed_row_with_its_code() -> None:

@@ -67,7 +67,8 @@ class ErrorRecord:
     session_id: str | None
     turn_idx: int | None
     phase: str            # connect | session | turn
-    kind: str  # http_status | connect | error_event | response_failed | close | timeout | protocol
+    kind: str  # http_status | connect | error_event | response_failed | no_audio | close | timeout
+    #            | protocol
     code: str | None
     message: str
     t_s: float            # seconds since run start

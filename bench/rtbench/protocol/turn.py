@@ -17,6 +17,8 @@ from . import ErrorInfo, Event, EventType
 from .audio import AUDIBLE_THRESHOLD, EnergyVad, b64_audio_ms, b64_to_pcm
 from .taxonomy import BENIGN_CODES
 
+#: Error code of a completed response the session wanted audio from, with nothing audible.
+NO_AUDIO = "no_audio"
 #: The onset detector never decides "stopped"; its silence window only has to be positive.
 _NEVER_MS = 1 << 30
 
@@ -44,9 +46,10 @@ class TurnTracker:
 
     def __init__(self, record: TurnRecord, claimed: set[str] | None = None,
                  on_first_audio: Callable[[], None] | None = None, *,
-                 audible_threshold: float = AUDIBLE_THRESHOLD) -> None:
+                 audible_threshold: float = AUDIBLE_THRESHOLD, expect_audio: bool = False) -> None:
         self.record = record
         self.audible_threshold = audible_threshold
+        self.expect_audio = expect_audio    # the session asked for audio: none is a failure
         self.claimed = claimed if claimed is not None else set()
         self.on_first_audio = on_first_audio
         self.t_eos: float | None = None
@@ -55,6 +58,8 @@ class TurnTracker:
         self.t_last_audio: float | None = None
         self.item_id: str | None = None     # the assistant item carrying this response's audio
         self.residual_audio_ms = 0.0
+        self.t_speech_started: float | None = None
+        self.t_committed: float | None = None
         self.t_speech_stopped: float | None = None
         self.t_first_audio: float | None = None
         # Output message items of this response, in order (the last one is the answer), and
@@ -93,6 +98,28 @@ class TurnTracker:
     def _mine(self, event: Event) -> bool:
         rid = self.record.response_id
         return rid is not None and event.get("response_id") == rid
+
+    def _on_speech_started(self, event: Event, t: float) -> None:
+        if self.t_speech_started is None:
+            self.t_speech_started = t
+
+    def _on_committed(self, event: Event, t: float) -> None:
+        if self.t_committed is None:
+            self.t_committed = t
+
+    def progress(self) -> str:
+        """How far the turn got, for a timeout's row: what came, and the first that did not."""
+        steps = [("speech_started", self.t_speech_started), ("committed", self.t_committed),
+                 ("response.created", self.record.response_id), ("audio", self.t_first_audio),
+                 ("audible audio", self.t_audible)]
+        if self.t_anchor is not None:
+            steps = steps[1:]  # manual mode: we committed, no server VAD
+        seen: list[str] = []
+        for name, stamp in steps:
+            if stamp is None:
+                return f"saw {', '.join(seen) or 'nothing of the turn'}; no {name}"
+            seen.append(name)
+        return f"saw {', '.join(seen)}; no response.done"
 
     def _on_speech_stopped(self, event: Event, t: float) -> None:
         if self.t_speech_stopped is None:
@@ -225,6 +252,9 @@ class TurnTracker:
         elif rec.response_status != "completed":
             rec.status = "error"
             rec.error_code = f"response_{rec.response_status}"
+        elif self.expect_audio and self.t_audible is None:
+            rec.status = "error"  # completed, but a listener heard nothing (§10.3)
+            rec.error_code = NO_AUDIO
         else:
             rec.status = "ok"
         # Rows of failed turns keep their partial timings for diagnosis; only "ok" turns enter
@@ -236,6 +266,8 @@ class TurnTracker:
 #: tracker would be a reference cycle, left to the cyclic collector, which runs rarely during
 #: a run (gcpolicy.py).
 _HANDLERS: dict[str, Callable[[TurnTracker, Event, float], None]] = {
+    EventType.SPEECH_STARTED: TurnTracker._on_speech_started,
+    EventType.INPUT_AUDIO_COMMITTED: TurnTracker._on_committed,
     EventType.SPEECH_STOPPED: TurnTracker._on_speech_stopped,
     EventType.RESPONSE_CREATED: TurnTracker._on_response_created,
     EventType.OUTPUT_ITEM_ADDED: TurnTracker._on_item_added,

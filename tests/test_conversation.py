@@ -424,3 +424,24 @@ def test_finish_ends_quietly() -> None:
     conv.finish()
     assert (conv.state, conv.ended) == (Setup.ENDED, "finished")
     assert conv.closed("1000", "") == []
+
+
+def test_a_reply_before_the_end_of_speech_is_flagged_premature() -> None:
+    conv = ready()
+    conv.begin_turn(record())
+    # the server's VAD stopped in a pause and answered before the last speech chunk left
+    feed(conv, (ev(EventType.SPEECH_STOPPED, audio_end_ms=900), 0.75),
+         (response_created("resp_1"), 0.875))
+    conv.eos_sent(0, 1.0)
+    feed(conv, (audio("resp_1"), 1.25), (done("resp_1"), 1.5))
+    rec = conv.end_turn(0)[-1]
+    assert isinstance(rec, TurnEnded)
+    r = rec.record
+    # kept in the row as measured (negative), flagged, and so kept out of the histograms
+    assert (r.status, r.premature, r.vad_ms, r.ttfa_ms) == ("ok", True, -250.0, 250.0)
+    conv.begin_turn(record(1))
+    conv.eos_sent(1, 2.0)
+    feed(conv, (ev(EventType.SPEECH_STOPPED), 2.25), (response_created("resp_2"), 2.25),
+         (audio("resp_2"), 2.5), (done("resp_2"), 2.75))
+    later = conv.end_turn(1)[-1]
+    assert isinstance(later, TurnEnded) and later.record.premature is False

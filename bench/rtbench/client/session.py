@@ -20,13 +20,7 @@ from typing import Any, Protocol
 import trio
 
 from ..config.scenario import Scenario, Target
-from ..metrics.recorder import (
-    BARGE_TURN_METRICS,
-    BUNCHED_CHUNKS,
-    SEND_LATENESS,
-    TURN_LATENCIES,
-    Recorder,
-)
+from ..metrics.recorder import BUNCHED_CHUNKS, SEND_LATENESS, Recorder, turn_metrics
 from ..metrics.records import ErrorRecord, SessionRecord, TurnRecord
 from ..protocol.adapters import for_dialect
 from ..protocol.conversation import (
@@ -435,8 +429,7 @@ class ClientSession:
             self.turns_failed += 1
         if rec.status == "ok":
             rec_ms = self.sink.recorder.record_ms
-            metrics = BARGE_TURN_METRICS if rec.barge_in else TURN_LATENCIES
-            for metric in metrics:
+            for metric in turn_metrics(barge_in=rec.barge_in, premature=rec.premature):
                 rec_ms(self.target.name, metric, getattr(rec, metric))
         self.sink.turn(rec)
 

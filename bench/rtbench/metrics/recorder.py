@@ -34,6 +34,18 @@ BARGE_LATENCIES = ("interrupt_ms", "audio_stop_ms")
 #: or response.done latency of its own.
 BARGE_TURN_METRICS = (*BARGE_LATENCIES, "vad_ms", "ttfb_ms", "ttfa_ms", "silence_pad_ms",
                       "first_transcript_ms")
+
+
+def turn_metrics(*, barge_in: bool, premature: bool) -> tuple[str, ...]:
+    """The latencies a finished ``ok`` turn enters into the histograms. A premature turn (the
+    server answered before the user finished, so its latencies from T_eos are negative or
+    meaningless) enters none: it is flagged and counted (``premature_rate``), never clamped
+    into the percentiles."""
+    if premature:
+        return ()
+    return BARGE_TURN_METRICS if barge_in else TURN_LATENCIES
+
+
 ALL_METRICS = SESSION_LATENCIES + TURN_LATENCIES + BARGE_LATENCIES + (SEND_LATENESS,)
 
 #: Pseudo-target under which the generator's own health is recorded.

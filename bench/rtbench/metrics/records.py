@@ -33,6 +33,7 @@ class TurnRecord:
     ttfa_answer_ms: float | None = None    # T_eos -> first audible sample of the answer item
     output_items: int = 0            # output message items of the response (preamble + answer)
     preamble_audio_ms: float = 0.0   # audio of the items before the answer item
+    premature: bool = False          # response.created or speech_stopped came before T_eos
     first_transcript_ms: float | None = None
     response_done_ms: float | None = None
     output_audio_ms: float = 0.0

@@ -59,6 +59,7 @@ class TurnTracker:
         self.item_id: str | None = None     # the assistant item carrying this response's audio
         self.residual_audio_ms = 0.0
         self.t_speech_started: float | None = None
+        self.t_response_created: float | None = None
         self.t_committed: float | None = None
         self.t_speech_stopped: float | None = None
         self.t_first_audio: float | None = None
@@ -134,6 +135,7 @@ class TurnTracker:
             if isinstance(rid, str) and rid not in self.claimed:
                 self.record.response_id = rid
                 self.claimed.add(rid)
+                self.t_response_created = t
 
     def _item(self, item_id: object) -> ItemAudio:
         key = item_id if isinstance(item_id, str) else ""
@@ -235,6 +237,8 @@ class TurnTracker:
             rec.response_done_ms = _ms(self.t_done, anchor)
         if rec.ttfa_ms is not None and rec.ttfb_ms is not None:
             rec.silence_pad_ms = rec.ttfa_ms - rec.ttfb_ms
+        early = [s for s in (self.t_response_created, self.t_speech_stopped) if s is not None]
+        rec.premature = bool(early) and (self.t_eos is None or min(early) < self.t_eos)
         rec.output_items = len(items)
         rec.preamble_audio_ms = sum(i.received_ms for i in items[:-1])
         if self.t_barge is not None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..protocol import Dialect, SessionConfig, TurnDetection
 from ..protocol.audio import AUDIBLE_THRESHOLD, FRAME_MS
+from ..protocol.models import SIMULATOR_LABEL
 from ..protocol.session_config import DEFAULT_INSTRUCTIONS, EAGERNESS_VALUES, TURN_DETECTION_TYPES
 from .auth import HeaderSource
 from .files import read_toml
@@ -61,7 +62,7 @@ class Target:
     url: str
     dialect: Dialect = Dialect.GA
     region: str = "local"
-    model: str = "sim-realtime"
+    model: str = SIMULATOR_LABEL
     provider: str = "simulator"
     headers: tuple[tuple[str, str], ...] = ()
     auth: HeaderSource | None = field(default=None, repr=False, compare=False)

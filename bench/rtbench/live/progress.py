@@ -57,7 +57,7 @@ class RunProgress:
         self.tally.add_turn(record.target, record.status)
         if record.status == "ok":
             self.turns_ok += 1
-            if record.ttfa_ms is not None:
+            if record.ttfa_ms is not None and not record.premature:
                 self._ttfa.append((now, record.ttfa_ms))
 
     def on_error(self, record: ErrorRecord) -> None:

@@ -445,3 +445,29 @@ def test_a_reply_before_the_end_of_speech_is_flagged_premature() -> None:
          (audio("resp_2"), 2.5), (done("resp_2"), 2.75))
     later = conv.end_turn(1)[-1]
     assert isinstance(later, TurnEnded) and later.record.premature is False
+
+
+def test_a_barge_in_during_the_answer_truncates_the_answer_item() -> None:
+    conv = ready()
+    conv.begin_turn(record(0))
+    conv.eos_sent(0, 1.0)
+    message = {"type": "message", "role": "assistant", "content": []}
+    feed(conv, (response_created("resp_0"), 1.25),
+         (ev(EventType.OUTPUT_ITEM_ADDED, response_id="resp_0", item={**message, "id": "pre"}),
+          1.25),
+         (audio("resp_0", "pre"), 1.5),       # the preamble plays 1.5 .. 1.6
+         (ev(EventType.OUTPUT_ITEM_ADDED, response_id="resp_0", item={**message, "id": "ans"}),
+          1.5),
+         (audio("resp_0", "ans"), 1.75), (audio("resp_0", "ans"), 1.75))  # answer from 1.75
+    conv.barge_sent(0, 1.8125)
+    conv.begin_turn(record(1))
+    actions = feed(conv, (ev(EventType.SPEECH_STARTED, item_id="item_u2"), 1.875))
+    assert len(actions) == 1 and isinstance(actions[0], Send)
+    # 125 ms of the answer played (of 200 received): the answer item is the one cut
+    assert orjson.loads(actions[0].wire) == {"type": "conversation.item.truncate",
+                                             "item_id": "ans", "content_index": 0,
+                                             "audio_end_ms": 125}
+    feed(conv, (done("resp_0", "cancelled", type="cancelled", reason="turn_detected"), 2.0),
+         (ev(EventType.ITEM_TRUNCATED, item_id="ans", content_index=0, audio_end_ms=125), 2.125))
+    rec = conv.end_turn(0)[-1]
+    assert isinstance(rec, TurnEnded) and rec.record.truncated

@@ -214,7 +214,7 @@ async def test_barge_in_interrupts_truncates_and_measures(
         heard_ms = 310 + 10 + nxt.speech_start_chunk * sc.chunk_ms
         # the server's VAD hears speech in that very chunk and cancels at once: the client
         # stops "playing" and truncates at what it played by then, to the millisecond
-        # ... to the millisecond below: TurnTracker.played_ms truncates with int(), and the
+        # ... to the millisecond below: TurnTracker.playing truncates with int(), and the
         # float difference of the two virtual times, 0.42 s, is 419.99999999999994 ms. A whole
         # millisecond is lost whenever the true value is whole (found by this test; the
         # protocol layer owns the rounding).

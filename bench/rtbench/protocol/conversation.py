@@ -296,10 +296,11 @@ class Conversation:
             tr = turn.tracker
             if tr.t_barge is not None and not tr.finished and tr.item_id is not None and (
                     tr.record.truncate_audio_end_ms is None):
-                played = tr.played_ms(t)
+                item_id, played = tr.playing(t)
+                tr.item_id = item_id  # the item whose truncation the server confirms
                 tr.record.truncate_audio_end_ms = played
                 send = self._send(EventType.ITEM_TRUNCATE, {
-                    "item_id": tr.item_id, "content_index": 0, "audio_end_ms": played})
+                    "item_id": item_id, "content_index": 0, "audio_end_ms": played})
                 if send is not None:
                     self._queue.append(send)
 

@@ -33,6 +33,7 @@ class ItemAudio:
 
     onset: EnergyVad | None
     received_ms: float = 0.0
+    t_play_start: float | None = None   # when the player starts its first delta
     t_audible: float | None = None
 
 
@@ -85,11 +86,18 @@ class TurnTracker:
             self.t_barge = t
             self.record.barge_in = True
 
-    def played_ms(self, t: float) -> int:
-        """Audio a real-time player would have played by ``t`` (never more than received)."""
-        if self.t_first_audio is None:
-            return 0
-        return int(min(self.record.output_audio_ms, (t - self.t_first_audio) * 1000.0))
+    def playing(self, t: float) -> tuple[str | None, int]:
+        """The item a real-time player is playing at ``t`` (after a preamble: the answer, once
+        it started) and how much of it it has played by then, never more than received: what
+        ``conversation.item.truncate`` names (§3.6)."""
+        current: tuple[str, float, float] | None = None  # id, play start, received
+        for key, item in self.items.items():
+            if item.t_play_start is not None and item.t_play_start <= t:
+                current = key, item.t_play_start, item.received_ms
+        if current is None:
+            return self.item_id, 0
+        key, start, received = current
+        return key or None, int(min(received, (t - start) * 1000.0))
 
     def on_event(self, event: Event, t: float) -> None:
         handler = _HANDLERS.get(event.type)
@@ -172,6 +180,8 @@ class TurnTracker:
         window above the threshold: a listener hears it at its place on that timeline."""
         start = t if self.t_play_end is None else max(t, self.t_play_end)
         self.t_play_end = start + ms / 1000.0
+        if item.t_play_start is None:
+            item.t_play_start = start
         if item.onset is not None:
             for decision in item.onset.feed(b64_to_pcm(delta)):
                 # The window may have begun in the previous delta's tail (a frame straddling

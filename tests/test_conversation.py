@@ -471,3 +471,13 @@ def test_a_barge_in_during_the_answer_truncates_the_answer_item() -> None:
          (ev(EventType.ITEM_TRUNCATED, item_id="ans", content_index=0, audio_end_ms=125), 2.125))
     rec = conv.end_turn(0)[-1]
     assert isinstance(rec, TurnEnded) and rec.record.truncated
+
+
+def test_a_typed_prompt_has_no_end_of_speech_to_answer_before() -> None:
+    conv = ready()
+    conv.begin_turn(record())
+    conv.prompt("Say hello.")
+    feed(conv, (response_created("resp_1"), 1.25), (audio("resp_1"), 1.5), (done("resp_1"), 2.0))
+    rec = conv.end_turn(0)[-1]
+    assert isinstance(rec, TurnEnded)
+    assert (rec.record.status, rec.record.premature, rec.record.ttfa_ms) == ("ok", False, None)

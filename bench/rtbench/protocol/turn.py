@@ -248,7 +248,8 @@ class TurnTracker:
         if rec.ttfa_ms is not None and rec.ttfb_ms is not None:
             rec.silence_pad_ms = rec.ttfa_ms - rec.ttfb_ms
         early = [s for s in (self.t_response_created, self.t_speech_stopped) if s is not None]
-        rec.premature = bool(early) and (self.t_eos is None or min(early) < self.t_eos)
+        # a typed prompt has no T_eos: nothing to answer too early
+        rec.premature = bool(early) and self.t_eos is not None and min(early) < self.t_eos
         rec.output_items = len(items)
         rec.preamble_audio_ms = sum(i.received_ms for i in items[:-1])
         if self.t_barge is not None:

@@ -18,7 +18,14 @@ import orjson
 import pandas as pd
 import pytest
 
-from rtbench.analysis.comparison import Group, Settings, compare_pair, compare_runs, compare_within
+from rtbench.analysis.comparison import (
+    Group,
+    Settings,
+    compare_pair,
+    compare_runs,
+    compare_within,
+    load_groups,
+)
 from rtbench.config.scenario import ConfigError
 from rtbench.metrics.records import TurnRecord
 from rtbench.orchestrate.execute import embedded_simulator
@@ -160,8 +167,10 @@ def test_multi_target_run_then_compare_finds_the_injected_difference_only(
     for rows in (slow, twin):
         assert rows["ttfa_p99"]["verdict"].startswith("too few samples")
         assert rows["error_rate"]["verdict"] == "not resolvable"
-    # Every pair without a reference: 3 pairs x 4 metrics.
-    assert len(compare_within(run, settings=Settings(n_resamples=200))) == 12
+        # one message item per response: the answer is heard when the response is
+        assert rows["ttfa_answer_p50"]["diff"] == rows["ttfa_p50"]["diff"]
+    # Every pair without a reference: 3 pairs x 7 metrics (TTFA, the answer's, error rate).
+    assert len(compare_within(run, settings=Settings(n_resamples=200))) == 21
 
 
 def test_runs_of_different_turn_modes_are_never_compared(tmp_path: Path) -> None:
@@ -182,3 +191,24 @@ def test_runs_of_different_turn_modes_are_never_compared(tmp_path: Path) -> None
         runs.append(run)
     with pytest.raises(ConfigError, match="different turn modes"):
         compare_runs(runs[0], runs[1])
+
+
+def test_the_answer_after_a_preamble_is_compared_and_premature_turns_are_not(
+        tmp_path: Path) -> None:
+    run = fake_run(tmp_path, "r", {"a/m": [300.0] * 30, "b/m": [300.0] * 30},
+                   {"a/m": 31, "b/m": 30})
+    with open(run / "turns.jsonl", "ab") as fh:  # a/m answered once before the user finished
+        rec = TurnRecord(target="a/m", region="a", model="m", session_idx=30, session_id=None,
+                         turn_idx=0, utterance="u", status="ok", ttfa_ms=-200.0, premature=True)
+        fh.write(orjson.dumps(rec.as_dict()) + b"\n")
+    groups = load_groups(run)
+    assert len(groups["a/m"].ttfa_ms) == 30 and groups["a/m"].ttfa_ms.min() == 300.0
+    assert groups["a/m"].failed.sum() == 0  # premature is not a failure: it answered
+    rng = np.random.default_rng(3)
+    a = Group("r", "a", np.full(60, 300.0), np.zeros(60), 900 + rng.normal(0, 10, 60))
+    b = Group("r", "b", np.full(60, 300.0), np.zeros(60), 1300 + rng.normal(0, 10, 60))
+    rows = {r["metric"]: r for r in compare_pair(a, b, Settings(n_resamples=300))}
+    assert list(rows) == ["ttfa_p50", "ttfa_p95", "ttfa_p99", "ttfa_answer_p50",
+                          "ttfa_answer_p95", "ttfa_answer_p99", "error_rate"]
+    assert rows["ttfa_answer_p50"]["verdict"] == "B slower"
+    assert 350 < rows["ttfa_answer_p50"]["diff"] < 450

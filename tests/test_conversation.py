@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 
+import numpy as np
 import orjson
 import pytest
 
@@ -29,7 +30,10 @@ from rtbench.protocol.conversation import (
 )
 from rtbench.protocol.diagnose import PREVIEW_HINT
 
-AUDIO_100MS = base64.b64encode(b"\0" * 4800).decode()  # PCM16 at 24 kHz: 48 bytes a ms
+from simdrive import tone
+
+#: 100 ms of an audible tone (PCM16 at 24 kHz: 48 bytes a ms), heard from its first sample.
+AUDIO_100MS = base64.b64encode(tone(100).tobytes()).decode()
 
 
 def ev(etype: str, **data: object) -> Event:
@@ -205,6 +209,51 @@ def test_a_server_vad_turn_with_exact_latencies() -> None:
     assert conv.turns == [] and conv.phase == "session"
 
 
+def pcm_b64(pcm: np.ndarray) -> str:
+    return base64.b64encode(pcm.astype("<i2").tobytes()).decode()
+
+
+def test_audible_onset_silence_pad_and_the_answer_after_a_preamble() -> None:
+    conv = ready()
+    conv.begin_turn(record())
+    conv.eos_sent(0, 1.0)
+    silent, late = np.zeros(2400, np.int16), np.concatenate([np.zeros(720, np.int16), tone(70)])
+    message = {"type": "message", "role": "assistant", "content": []}
+    feed(conv, (response_created("resp_1"), 1.5),
+         (ev(EventType.OUTPUT_ITEM_ADDED, response_id="resp_1", item={**message, "id": "pre"}),
+          1.5),
+         # preamble: 100 ms of silence, then 30 ms of silence and 70 ms of tone; the second
+         # delta arrives before the first has played, so it plays from 1.85 and is heard at
+         # 1.85 + 0.03 (its 30 ms of silence are three whole 10 ms windows)
+         (ev(EventType.AUDIO_DELTA, response_id="resp_1", item_id="pre", delta=pcm_b64(silent)),
+          1.75),
+         (ev(EventType.AUDIO_DELTA, response_id="resp_1", item_id="pre", delta=pcm_b64(late)),
+          1.8125),
+         (ev(EventType.OUTPUT_ITEM_ADDED, response_id="resp_1", item={**message, "id": "ans"}),
+          2.0),
+         # the answer arrives after the preamble has played (1.95): heard on arrival
+         (ev(EventType.AUDIO_DELTA, response_id="resp_1", item_id="ans", delta=AUDIO_100MS), 2.5),
+         (ev(EventType.AUDIO_DELTA, response_id="resp_1", item_id="ans", delta=AUDIO_100MS), 2.5),
+         (done("resp_1"), 3.0))
+    rec = conv.end_turn(0)[-1]
+    assert isinstance(rec, TurnEnded) and rec.record.status == "ok"
+    r = rec.record
+    assert (r.ttfb_ms, r.ttfa_answer_ms, r.output_items, r.preamble_audio_ms) == (
+        750.0, 1500.0, 2, 200.0)
+    assert (r.ttfa_ms, r.silence_pad_ms) == (pytest.approx(880.0), pytest.approx(130.0))
+
+
+def test_one_item_answers_at_its_first_audible_sample() -> None:
+    conv = ready()
+    conv.begin_turn(record())
+    conv.eos_sent(0, 1.0)
+    feed(conv, (response_created("resp_1"), 1.5), (audio("resp_1"), 1.75), (done("resp_1"), 2.0))
+    r = conv.end_turn(0)[-1]
+    assert isinstance(r, TurnEnded)
+    assert (r.record.ttfb_ms, r.record.ttfa_ms, r.record.ttfa_answer_ms, r.record.silence_pad_ms,
+            r.record.output_items, r.record.preamble_audio_ms) == (750.0, 750.0, 750.0, 0.0, 1, 0.0)
+
+
 def test_a_manual_turn_commits_then_asks_and_counts_from_the_commit() -> None:
     conv = ready(Dialect.BETA)
     turn = conv.begin_turn(record(), manual=True)
@@ -267,8 +316,57 @@ def test_a_turn_timeout_is_one_row() -> None:
     conv.begin_turn(record())
     actions = conv.end_turn(0, timed_out_after_s=20.0)
     assert actions[0] == Failed("turn", "timeout", "turn_timeout", "retryable",
-                                "no response.done within 20 s")
+                                "no response.done within 20 s "
+                                "(saw nothing of the turn; no speech_started)")
     assert isinstance(actions[1], TurnEnded) and actions[1].record.status == "timeout"
+
+
+@pytest.mark.parametrize(("events", "said"), [
+    ([ev(EventType.SPEECH_STARTED)], "saw speech_started; no committed"),
+    ([ev(EventType.SPEECH_STARTED), ev(EventType.INPUT_AUDIO_COMMITTED, item_id="u")],
+     "saw speech_started, committed; no response.created"),
+    ([ev(EventType.SPEECH_STARTED), ev(EventType.INPUT_AUDIO_COMMITTED, item_id="u"),
+      response_created("resp_1")], "saw speech_started, committed, response.created; no audio"),
+    ([ev(EventType.SPEECH_STARTED), ev(EventType.INPUT_AUDIO_COMMITTED, item_id="u"),
+      response_created("resp_1"), audio("resp_1")],
+     "saw speech_started, committed, response.created, audio, audible audio; no response.done"),
+])
+def test_a_timeout_says_what_it_last_saw(events: list[Event], said: str) -> None:
+    conv = ready()
+    conv.begin_turn(record())
+    conv.eos_sent(0, 1.0)
+    feed(conv, *((e, 1.5) for e in events))
+    failed = conv.end_turn(0, timed_out_after_s=20.0)[0]
+    assert isinstance(failed, Failed) and failed.message == f"no response.done within 20 s ({said})"
+
+
+def test_a_completed_response_with_nothing_audible_is_a_no_audio_failure() -> None:
+    conv = ready()
+    conv.begin_turn(record())
+    conv.eos_sent(0, 1.0)
+    silent = pcm_b64(np.zeros(4800, np.int16))
+    feed(conv, (response_created("resp_1"), 1.5),
+         (ev(EventType.AUDIO_DELTA, response_id="resp_1", item_id="i", delta=silent), 1.75),
+         (done("resp_1"), 2.0))
+    failed, ended = conv.end_turn(0)
+    assert failed == Failed("turn", "no_audio", "no_audio", "retryable",
+                            "response resp_1 completed with 200 ms of audio, none above the "
+                            "audible threshold")
+    assert isinstance(ended, TurnEnded)
+    r = ended.record
+    assert (r.status, r.error_code, r.ttfb_ms, r.ttfa_ms) == ("error", "no_audio", 750.0, None)
+    # without any delta, and a session that asked for text only: that is what it asked for
+    conv.begin_turn(record(1))
+    feed(conv, (response_created("resp_2"), 2.5), (done("resp_2"), 3.0))
+    assert conv.end_turn(1)[0] == Failed("turn", "no_audio", "no_audio", "retryable",
+                                         "response resp_2 completed with no audio delta")
+    text = Conversation(for_dialect(Dialect.GA))
+    feed(text, (created(), 0.25))
+    text.configure(SessionConfig(output_modalities=("text",)))
+    text.begin_turn(record())
+    feed(text, (response_created("resp_t"), 1.5), (done("resp_t"), 2.0))
+    (ok,) = text.end_turn(0)
+    assert isinstance(ok, TurnEnded) and ok.record.status == "ok"
 
 
 def test_a_failed_response_is_a_response_failed_row_with_its_code() -> None:
@@ -326,3 +424,60 @@ def test_finish_ends_quietly() -> None:
     conv.finish()
     assert (conv.state, conv.ended) == (Setup.ENDED, "finished")
     assert conv.closed("1000", "") == []
+
+
+def test_a_reply_before_the_end_of_speech_is_flagged_premature() -> None:
+    conv = ready()
+    conv.begin_turn(record())
+    # the server's VAD stopped in a pause and answered before the last speech chunk left
+    feed(conv, (ev(EventType.SPEECH_STOPPED, audio_end_ms=900), 0.75),
+         (response_created("resp_1"), 0.875))
+    conv.eos_sent(0, 1.0)
+    feed(conv, (audio("resp_1"), 1.25), (done("resp_1"), 1.5))
+    rec = conv.end_turn(0)[-1]
+    assert isinstance(rec, TurnEnded)
+    r = rec.record
+    # kept in the row as measured (negative), flagged, and so kept out of the histograms
+    assert (r.status, r.premature, r.vad_ms, r.ttfa_ms) == ("ok", True, -250.0, 250.0)
+    conv.begin_turn(record(1))
+    conv.eos_sent(1, 2.0)
+    feed(conv, (ev(EventType.SPEECH_STOPPED), 2.25), (response_created("resp_2"), 2.25),
+         (audio("resp_2"), 2.5), (done("resp_2"), 2.75))
+    later = conv.end_turn(1)[-1]
+    assert isinstance(later, TurnEnded) and later.record.premature is False
+
+
+def test_a_barge_in_during_the_answer_truncates_the_answer_item() -> None:
+    conv = ready()
+    conv.begin_turn(record(0))
+    conv.eos_sent(0, 1.0)
+    message = {"type": "message", "role": "assistant", "content": []}
+    feed(conv, (response_created("resp_0"), 1.25),
+         (ev(EventType.OUTPUT_ITEM_ADDED, response_id="resp_0", item={**message, "id": "pre"}),
+          1.25),
+         (audio("resp_0", "pre"), 1.5),       # the preamble plays 1.5 .. 1.6
+         (ev(EventType.OUTPUT_ITEM_ADDED, response_id="resp_0", item={**message, "id": "ans"}),
+          1.5),
+         (audio("resp_0", "ans"), 1.75), (audio("resp_0", "ans"), 1.75))  # answer from 1.75
+    conv.barge_sent(0, 1.8125)
+    conv.begin_turn(record(1))
+    actions = feed(conv, (ev(EventType.SPEECH_STARTED, item_id="item_u2"), 1.875))
+    assert len(actions) == 1 and isinstance(actions[0], Send)
+    # 125 ms of the answer played (of 200 received): the answer item is the one cut
+    assert orjson.loads(actions[0].wire) == {"type": "conversation.item.truncate",
+                                             "item_id": "ans", "content_index": 0,
+                                             "audio_end_ms": 125}
+    feed(conv, (done("resp_0", "cancelled", type="cancelled", reason="turn_detected"), 2.0),
+         (ev(EventType.ITEM_TRUNCATED, item_id="ans", content_index=0, audio_end_ms=125), 2.125))
+    rec = conv.end_turn(0)[-1]
+    assert isinstance(rec, TurnEnded) and rec.record.truncated
+
+
+def test_a_typed_prompt_has_no_end_of_speech_to_answer_before() -> None:
+    conv = ready()
+    conv.begin_turn(record())
+    conv.prompt("Say hello.")
+    feed(conv, (response_created("resp_1"), 1.25), (audio("resp_1"), 1.5), (done("resp_1"), 2.0))
+    rec = conv.end_turn(0)[-1]
+    assert isinstance(rec, TurnEnded)
+    assert (rec.record.status, rec.record.premature, rec.record.ttfa_ms) == ("ok", False, None)

@@ -214,7 +214,7 @@ async def test_barge_in_interrupts_truncates_and_measures(
         heard_ms = 310 + 10 + nxt.speech_start_chunk * sc.chunk_ms
         # the server's VAD hears speech in that very chunk and cancels at once: the client
         # stops "playing" and truncates at what it played by then, to the millisecond
-        # ... to the millisecond below: TurnTracker.played_ms truncates with int(), and the
+        # ... to the millisecond below: TurnTracker.playing truncates with int(), and the
         # float difference of the two virtual times, 0.42 s, is 419.99999999999994 ms. A whole
         # millisecond is lost whenever the true value is whole (found by this test; the
         # protocol layer owns the rounding).
@@ -298,3 +298,46 @@ async def test_beta_dialect_on_the_azure_preview_path(
                                   target=target)
     assert len(errors) == 0 and (turns["status"] == "ok").all() and len(turns) == 2
     assert turns["ttfa_ms"].tolist() == pytest.approx([300.0] * 2, abs=US)
+
+
+async def test_silence_pad_and_preamble_are_measured_exactly(
+        autojump_clock: trio.testing.MockClock, scenario: Scenario, tmp_path: Path) -> None:
+    sc = replace(vad(scenario), turns_per_session=2, trailing_silence_ms=300, think_time_ms=50)
+    profile = Profile(first_audio=Dist(450.0), silence_pad_ms=250, preamble_ms=400,
+                      answer_delay=Dist(150.0), response_audio_ms=400, delta_ms=100,
+                      realtime_factor=4.0)
+    turns, errors, *_ = await run(sc, profile, tmp_path, plans(sc, "en_weather", "en_timer"),
+                                  sessions=2)
+    assert len(errors) == 0, errors.to_dict("records")
+    assert len(turns) == 4 and (turns["status"] == "ok").all()
+    # TTFB: the first delta, exactly the injected first audio.
+    assert turns["ttfb_ms"].tolist() == pytest.approx([450.0] * 4, abs=US)
+    # The preamble item carries 250 + 400 = 650 ms in 7 deltas (6 × 100 + 50), one each 25 ms
+    # (100 ms at 4× real time): faster than real time, so the player plays them back to back
+    # from the first byte. Deltas 0 and 1 are silent; delta 2 plays from ttfb + 200 ms and its
+    # first 50 ms (5 whole 10 ms detector windows) are silent: heard at ttfb + 250 exactly.
+    assert turns["ttfa_ms"].tolist() == pytest.approx([450.0 + 250.0] * 4, abs=US)
+    assert turns["silence_pad_ms"].tolist() == pytest.approx([250.0] * 4, abs=US)
+    # The answer's first delta: after the preamble has played (ttfb + 650) plus the answer's
+    # own 150 ms; the player is idle by then, so it is heard on arrival (it has no pad):
+    # ttfa + 400 (the preamble's speech) + 150.
+    assert turns["ttfa_answer_ms"].tolist() == pytest.approx([700.0 + 400.0 + 150.0] * 4, abs=US)
+    assert (turns["output_items"] == 2).all() and (turns["preamble_audio_ms"] == 650.0).all()
+    assert (turns["output_audio_ms"] == 650.0 + 400.0).all()
+    # 4 answer deltas of 100 ms at 25 ms each: response.done 100 ms after the answer's first
+    assert turns["response_done_ms"].tolist() == pytest.approx([1250.0 + 100.0] * 4, abs=US)
+
+
+async def test_without_a_preamble_the_answer_is_the_first_audible_sample(
+        autojump_clock: trio.testing.MockClock, scenario: Scenario, tmp_path: Path) -> None:
+    sc = replace(vad(scenario), turns_per_session=1, trailing_silence_ms=300, think_time_ms=0)
+    # 130 ms of pad: delta 1 (played from ttfb + 100) starts with 30 ms (3 windows) of silence
+    profile = Profile(first_audio=Dist(400.0), silence_pad_ms=130, response_audio_ms=300,
+                      delta_ms=100, realtime_factor=4.0)
+    turns, errors, *_ = await run(sc, profile, tmp_path, plans(sc, "en_weather"))
+    assert len(errors) == 0 and (turns["status"] == "ok").all()
+    assert turns["ttfb_ms"].tolist() == pytest.approx([400.0], abs=US)
+    assert turns["ttfa_ms"].tolist() == pytest.approx([530.0], abs=US)
+    assert turns["ttfa_answer_ms"].tolist() == turns["ttfa_ms"].tolist()
+    assert turns[["output_items", "preamble_audio_ms", "output_audio_ms"]].values.tolist() == [
+        [1, 0.0, 430.0]]

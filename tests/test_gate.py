@@ -115,6 +115,24 @@ def test_rates_and_counts() -> None:
     assert _check("turns >= 38") == (True, 38.0)
 
 
+def test_premature_rate_counts_turns_answered_before_the_end_of_speech() -> None:
+    data = _data()
+    turns = pd.DataFrame({"target": ["a"] * 20, "status": ["ok"] * 20,
+                          "premature": [True] * 5 + [False] * 15})
+    data = RunData(data.targets, 2, data.recorder, Tally.from_tables(
+        turns, pd.DataFrame(columns=["target", "session_idx", "phase", "kind", "code"]),
+        data.targets, 2), final=True)
+    assert _check("premature_rate{target=a} < 20%", data) == (False, pytest.approx(0.25))
+    assert _check("premature_rate < 30%", data) == (True, pytest.approx(0.25))
+    # a run's tables without the column (older runs): nothing premature
+    assert _check("premature_rate == 0") == (True, 0.0)
+    live = RunData(data.targets, 2, data.recorder, data.tally, final=False)
+    # 5 of the 40 planned turns are premature already: at best 12.5% at the end, so a 10%
+    # budget is broken for certain; 20% may still be met by 20 timely turns to come
+    assert evaluate_one(parse_budget("premature_rate < 10%"), live).certain
+    assert not evaluate_one(parse_budget("premature_rate < 20%"), live).certain
+
+
 def test_a_budget_that_sees_nothing_fails() -> None:
     v = evaluate_one(parse_budget("ttfa.p95{region=nowhere} < 1s"), _data())
     assert not v.passed and v.observed is None and "no target matches" in v.message

@@ -104,3 +104,18 @@ def test_baseline_needs_both_tolerance_and_a_ci_excluding_zero() -> None:
     small_b = _turns(rng.lognormal(np.log(700), 0.4, 15))
     (p95, _p99) = compare(small_a, small_b, ["ttfa_ms"], 0.10)
     assert p95.passed and "(+35.5%" in p95.message, p95.message
+
+
+def test_a_reasoning_model_run_is_gated_on_the_answer(tmp_path: Path, run_sim: RunSim) -> None:
+    # 300 ms to the first byte, 250 ms of leading silence, a 400 ms preamble: the answer is
+    # heard at least 950 ms after T_eos (more only if this machine's loop is late)
+    code, out, run = run_sim(tmp_path, "reasoning", 300, "--sim-preamble-ms", "400",
+                             "--sim-silence-pad-ms", "250",
+                             "--budget", "ttfa_answer.min > 949ms",
+                             "--budget", "ttfa_answer.p95 < 2s",
+                             "--budget", "silence_pad.min > 249ms")
+    assert code == 0, out
+    assert "PASS ttfa_answer.p95 < 2s" in out and "PASS silence_pad.min > 249ms" in out
+    turns = pd.read_parquet(run / "turns.parquet")
+    assert (turns["output_items"] == 2).all() and (turns["preamble_audio_ms"] == 650).all()
+    assert (turns["ttfb_ms"] >= 300 - 1e-3).all() and not turns["premature"].any()

@@ -55,6 +55,8 @@ def test_named_profiles_load_from_toml(tmp_path: Path) -> None:
     ({"first_audio_ms": {"median": 500, "p99": 100}}, "bad distribution"),
     ({"delta_ms": 0}, "must be positive"),
     ({"delta_ms": "40"}, "delta_ms must be int"),
+    ({"preamble_probability": 1.5}, "preamble_probability within 0..1"),
+    ({"silence_pad_ms": -1}, "must be non-negative"),
 ])
 def test_bad_profile_tables(table: dict[str, object], message: str) -> None:
     with pytest.raises(ProfileError, match=message):
@@ -87,6 +89,21 @@ def test_run_forwards_only_the_sim_flags_given() -> None:
     assert argv[argv.index("--faults") + 1].endswith("x.toml")
     assert argv[argv.index("--knee-sessions") + 1] == "5"
     assert argv[-2:] == ["--fault", "stall=0.1"] and "--delta-ms" not in argv
+
+
+def test_reasoning_model_flags_reach_the_profile_and_the_embedded_simulator(tmp_path: Path
+                                                                          ) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text("[profile]\npreamble_ms = 400\nanswer_delay_ms = { median = 300, p99 = 900 }\n")
+    profile, _ = simulator_from(_parse("--profile", str(path), "--silence-pad-ms", "250",
+                                       "--preamble-probability", "0.5"))
+    assert (profile.preamble_ms, profile.silence_pad_ms, profile.preamble_probability) == (
+        400, 250, 0.5)
+    assert profile.answer_delay == Dist(300, 900)
+    argv = sim_argv(_parse("--sim-preamble-ms", "400", "--sim-answer-delay-ms", "150",
+                           prefix="sim-"))
+    assert argv == ["--preamble-ms", "400", "--answer-delay-ms", "150.0"]
+    assert simulator_from(_parse(*argv))[0].answer_delay == Dist(150.0)
 
 
 def test_bad_files_are_config_errors(tmp_path: Path) -> None:

@@ -59,3 +59,24 @@ def test_a_run_id_that_is_a_path_is_refused(tmp_path: Path) -> None:
         with pytest.raises(ResultsError, match="plain directory name"):
             RunStore(tmp_path / "results", bad, {})
     assert not (tmp_path / "abs").exists() and not (tmp_path / "up").exists()
+
+
+def test_a_premature_turn_is_counted_but_stays_out_of_the_rebuilt_histograms(
+        tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from rtbench.results.store import load_recorder
+    from rtbench.results.summary import summarize
+
+    parent = RunStore(tmp_path, "run", MANIFEST)
+    store = RunStore(parent.dir / SHARDS_DIR, "w0", {})
+    store.turn(_turn(0, 0))
+    store.turn(replace(_turn(0, 1), premature=True, vad_ms=-250.0, ttfa_ms=-40.0))
+    recover(parent.dir)
+    recorder = load_recorder(parent.dir)
+    turns, errors = load_tables(parent.dir)
+    assert recorder.series("sim", "ttfa_ms").histogram.get_total_count() == 1
+    assert recorder.series("sim", "vad_ms").out_of_range == 0  # not clamped, not "out of range"
+    summary = summarize(turns, errors, recorder, MANIFEST["targets"], 3)  # type: ignore[arg-type]
+    assert (summary.loc[0, "premature"], summary.loc[0, "premature_rate"]) == (1, 0.5)
+    assert summary.loc[0, "ttfa_ms_count"] == 1

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -105,3 +108,41 @@ def test_cross_dialect_session_update_is_rejected() -> None:
     d.send(Event(EventType.SESSION_UPDATE, {"session": {"type": "realtime"}}))
     err = d.first("error")[1]["error"]
     assert err["code"] == "unknown_parameter" and err["param"] == "session.type"  # type: ignore[index]
+
+
+PREAMBLE = Profile(first_audio=Dist(400.0), response_audio_ms=300, delta_ms=100,
+                   realtime_factor=2.0, preamble_ms=200, silence_pad_ms=100)
+
+
+@pytest.mark.parametrize("dialect", [Dialect.GA, Dialect.BETA])
+def test_a_preamble_item_completes_before_the_answer_item_starts(dialect: Dialect) -> None:
+    d = Driver(dialect, PREAMBLE)
+    d.configure(CFG)
+    d.stream(tone(500))
+    d.stream(silence(2500))
+    sent = [e for e in d.all_json() if str(e["type"]).startswith("response.output_item")]
+    items = [(e["type"], e["output_index"], e["item"]["status"]) for e in sent]  # type: ignore[index]
+    assert items == [("response.output_item.added", 0, "in_progress"),
+                     ("response.output_item.done", 0, "completed"),
+                     ("response.output_item.added", 1, "in_progress"),
+                     ("response.output_item.done", 1, "completed")]
+    pre, ans = sent[0]["item"]["id"], sent[2]["item"]["id"]  # type: ignore[index]
+    deltas = [e for e in d.all_json() if str(e["type"]).endswith("audio.delta")]
+    # 100 ms pad + 200 ms preamble in 3 deltas (the first silent), then the answer's 3
+    assert [e["item_id"] for e in deltas] == [pre] * 3 + [ans] * 3
+    assert base64.b64decode(str(deltas[0]["delta"])) == b"\0" * 4800
+    _, done = d.first("response.done")
+    assert [i["id"] for i in done["response"]["output"]] == [pre, ans]  # type: ignore[index]
+
+
+def test_a_response_cancelled_during_its_preamble_ends_the_preamble_only() -> None:
+    d = Driver(Dialect.GA, replace(PREAMBLE, preamble_ms=3000))
+    d.configure(CFG)
+    d.stream(tone(500))
+    d.stream(silence(700))   # the preamble is streaming
+    d.stream(tone(300))      # barge-in
+    _, done = d.first("response.done")
+    response = done["response"]
+    assert response["status"] == "cancelled"  # type: ignore[index]
+    assert [i["status"] for i in response["output"]] == ["incomplete"]  # type: ignore[index]
+    assert d.types().count("response.output_item.added") == 1

@@ -1,6 +1,8 @@
 """Compare targets (or runs): TTFA percentiles and error rate, B minus A, with bootstrap intervals.
 
-The unit resampled is the turn: a group's TTFA sample is the ``ttfa_ms`` of its completed turns,
+The unit resampled is the turn: a group's TTFA sample is the ``ttfa_ms`` (first audible sample)
+of its completed turns, premature ones left out; after a preamble, the answer's
+(``ttfa_answer_ms``) is compared too,
 its error sample one 0/1 outcome per *planned* turn (turns never started because the session
 failed count as failures, as in ``summary.csv``). A difference whose interval contains zero is
 reported as "not resolvable": the data cannot tell the two apart. Tail percentiles also need
@@ -11,7 +13,7 @@ verdict says so instead of trusting an interval that is too narrow.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,8 @@ from ..results.store import ResultsError, load_manifest, load_tables
 from .bootstrap import Statistic, bootstrap_diff, min_samples_for_quantile, quantile, resolvable
 
 BY = ("target", "group")
-QUANTILES = {"ttfa_p50": 0.50, "ttfa_p95": 0.95, "ttfa_p99": 0.99}
+QUANTILES = {"ttfa_p50": 0.50, "ttfa_p95": 0.95, "ttfa_p99": 0.99,
+             "ttfa_answer_p50": 0.50, "ttfa_answer_p95": 0.95, "ttfa_answer_p99": 0.99}
 COLUMNS = ("a_run", "a", "b_run", "b", "metric", "n_a", "n_b", "a_value", "b_value", "diff",
            "ci_lo", "ci_hi", "rel_diff", "verdict")
 
@@ -42,6 +45,8 @@ class Group:
     key: str
     ttfa_ms: NDArray[np.float64]
     failed: NDArray[np.float64]  # one 0/1 per planned turn
+    #: Empty when the run did not measure it (runs before rtbench reported the answer item).
+    ttfa_answer_ms: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,10 +75,17 @@ def load_groups(run_dir: Path, by: str = "target") -> dict[str, Group]:
         names = {str(t["name"]) for t in targets}
         ok = turns[turns["target"].isin(names) & (turns["status"] == "ok")]
         planned = sum(int(t["sessions"]) for t in targets) * per_turn
-        ttfa = ok["ttfa_ms"].dropna().to_numpy(dtype=np.float64)
+        timed = ok[~ok["premature"].astype(bool)] if "premature" in ok else ok
         failed = np.r_[np.zeros(len(ok)), np.ones(max(0, planned - len(ok)))]
-        groups[key] = Group(run, key, ttfa, failed)
+        groups[key] = Group(run, key, _sample(timed, "ttfa_ms"), failed,
+                            _sample(timed, "ttfa_answer_ms"))
     return groups
+
+
+def _sample(turns: pd.DataFrame, column: str) -> NDArray[np.float64]:
+    if column not in turns:
+        return np.zeros(0)
+    return turns[column].dropna().to_numpy(dtype=np.float64)
 
 
 def _row(a: Group, b: Group, metric: str, xa: NDArray[np.float64], xb: NDArray[np.float64],
@@ -102,8 +114,12 @@ def _row(a: Group, b: Group, metric: str, xa: NDArray[np.float64], xb: NDArray[n
 
 
 def compare_pair(a: Group, b: Group, settings: Settings = Settings()) -> list[dict[str, Any]]:
-    """Rows for TTFA p50/p95/p99 and error rate of ``b`` against ``a``."""
-    rows = [_row(a, b, m, a.ttfa_ms, b.ttfa_ms, settings) for m in QUANTILES]
+    """Rows for TTFA p50/p95/p99 (and the answer's, when measured) and error rate of ``b``
+    against ``a``."""
+    answers = bool(len(a.ttfa_answer_ms) or len(b.ttfa_answer_ms))
+    rows = [_row(a, b, m, a.ttfa_answer_ms, b.ttfa_answer_ms, settings)
+            if m.startswith("ttfa_answer") else _row(a, b, m, a.ttfa_ms, b.ttfa_ms, settings)
+            for m in QUANTILES if answers or not m.startswith("ttfa_answer")]
     rows.append(_row(a, b, "error_rate", a.failed, b.failed, settings))
     return rows
 

@@ -7,7 +7,8 @@ Syntax (like k6 thresholds, one budget per string)::
 * latency metrics (every HDR histogram a run records; ``ttfa`` is short for ``ttfa_ms``) take a
   STAT: ``p50`` ``p90`` ``p95`` ``p99`` ``p99.9`` (or k6's ``p(95)``), ``max``, ``min``,
   ``mean``, ``count``; VALUE in ``ms`` (default), ``s`` or ``us``;
-* rates ``error_rate`` and ``session_error_rate``: VALUE as ``1%`` or a fraction ``0.01``;
+* rates ``error_rate``, ``session_error_rate`` and ``premature_rate``: VALUE as ``1%`` or a
+  fraction ``0.01``;
 * counts ``turns``, ``turns_ok``, ``turns_failed``, ``errors``, ``sessions_with_errors``;
 * filters ``region``, ``model``, ``target`` on any metric; ``errors`` also takes ``code``,
   ``phase`` and ``kind``; OP is ``<`` ``<=`` ``>`` ``>=`` ``==``.
@@ -36,7 +37,7 @@ from ..metrics.tallies import Tally, TargetInfo, not_run_turns
 from ..metrics.units import LATENCY_UNITS_MS
 
 LATENCIES = (*ALL_METRICS, LOOP_LAG)
-RATES = ("error_rate", "session_error_rate")
+RATES = ("error_rate", "session_error_rate", "premature_rate")
 COUNTS = ("turns", "turns_ok", "turns_failed", "errors", "sessions_with_errors")
 TARGET_KEYS = ("region", "model", "target")
 ERROR_KEYS = ("code", "phase", "kind")
@@ -305,6 +306,13 @@ def _observe(budget: Budget, data: RunData) -> tuple[float | None, float, float,
             return None, -inf, inf, 0, "no planned turns"
         lo, hi = lost / planned, 1.0 - ok / planned
         return lo, lo, (lo if data.final else hi), planned, ""
+    if budget.metric == "premature_rate":  # over the turns that ran, as in summary.csv
+        if rows == 0:
+            return None, -inf, inf, 0, "no turns"
+        early = sum(t.turns_premature for t in tallies)
+        # live: the remaining turns may all answer on time (as low as early / planned) or not
+        lo = early / rows if data.final else early / max(planned, rows)
+        return early / rows, lo, (early / rows if data.final else 1.0), rows, ""
     if budget.metric == "session_error_rate":
         if planned_sessions == 0:
             return None, -inf, inf, 0, "no planned sessions"

@@ -48,10 +48,12 @@ from .reportsections import (
 )
 
 REPORT = "report.html"
-CURVE_METRICS = ("ttfa_ms", "response_done_ms", "vad_ms", "first_transcript_ms", "connect_ms",
+CURVE_METRICS = ("ttfa_ms", "ttfb_ms", "ttfa_answer_ms", "silence_pad_ms", "response_done_ms",
+                 "vad_ms", "first_transcript_ms", "connect_ms",
                  "session_created_ms")
 TABLE_COLUMNS = ("region", "model", "sessions", "turns_ok", "error_rate", "session_error_rate",
                  "ttfa_ms_p50", "ttfa_ms_p90", "ttfa_ms_p95", "ttfa_ms_p99", "ttfa_ms_max",
+                 "ttfb_ms_p50", "silence_pad_ms_p50", "ttfa_answer_ms_p95",
                  "vad_ms_p50", "response_done_ms_p95", "connect_ms_p95", "send_lateness_ms_p99")
 
 

@@ -36,6 +36,7 @@ from ..protocol.conversation import (
     SessionUpdated,
     TurnEnded,
 )
+from ..protocol.models import TRANSCRIPTION_MODEL
 from ..ws.client import CloseReason, ConnectionClosed, WsClient
 from . import transport
 from .workload import ChunkPlan, silence_frame
@@ -66,7 +67,7 @@ def ladder(base: SessionConfig) -> list[Rung]:
                    instructions="Answer in one short sentence.")
     audio_out = replace(text, output_modalities=("audio",))
     vad = replace(audio_out, turn_detection=base.turn_detection or TurnDetection())
-    transcribed = replace(vad, transcription_model="gpt-4o-mini-transcribe")
+    transcribed = replace(vad, transcription_model=TRANSCRIPTION_MODEL)
     denoised = replace(transcribed, noise_reduction="near_field")
     tools = replace(denoised, tools=(TOOL,))
     instructed = replace(tools, instructions=LONG_INSTRUCTIONS)

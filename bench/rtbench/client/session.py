@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import trio
 
 from ..config.scenario import Scenario, Target
-from ..metrics.recorder import BARGE_LATENCIES, BUNCHED_CHUNKS, SEND_LATENESS, TURN_LATENCIES, Recorder
+from ..metrics.recorder import BUNCHED_CHUNKS, SEND_LATENESS, Recorder, turn_metrics
 from ..metrics.records import ErrorRecord, SessionRecord, TurnRecord
 from ..protocol.adapters import for_dialect
 from ..protocol.conversation import (
@@ -168,7 +168,8 @@ class ClientSession:
         self.plans = plans
         self.sink = sink
         self.run_t0 = run_t0
-        self.conversation = Conversation(for_dialect(target.dialect))
+        self.conversation = Conversation(for_dialect(target.dialect),
+                                         audible_threshold=scenario.audible_threshold)
         self.source = AudioSource(silence_frame if isinstance(silence_frame, OutFrame)
                                   else OutFrame(silence_frame))
         self.pacer = pacer  # None: run() paces this session with a pacer of its own
@@ -428,9 +429,7 @@ class ClientSession:
             self.turns_failed += 1
         if rec.status == "ok":
             rec_ms = self.sink.recorder.record_ms
-            metrics = (*BARGE_LATENCIES, "vad_ms", "ttfa_ms", "first_transcript_ms") if (
-                rec.barge_in) else TURN_LATENCIES
-            for metric in metrics:
+            for metric in turn_metrics(barge_in=rec.barge_in, premature=rec.premature):
                 rec_ms(self.target.name, metric, getattr(rec, metric))
         self.sink.turn(rec)
 

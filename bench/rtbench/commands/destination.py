@@ -4,6 +4,7 @@ embedded simulator, decided once from the flags as a :data:`Destination`."""
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +14,7 @@ from pathlib import Path
 from ..config.scenario import Target
 from ..orchestrate.execute import embedded_simulator
 from ..protocol import Dialect
+from ..protocol.models import SIMULATOR_LABEL, deprecation
 from .serve import check_writable
 from .simflags import add_profile_args, describe_latency, sim_argv, simulator_from
 from .targetflags import add_target_args, resolve_targets, url_proxy
@@ -24,7 +26,7 @@ class Embedded:
 
     argv: tuple[str, ...] = ()    # the simulator's flags (latency profile, faults, stats file)
     dialect: Dialect = Dialect.GA
-    model: str = "sim-realtime"
+    model: str = SIMULATOR_LABEL
     name: str | None = None
     region: str | None = None
     tls: bool = False             # serve wss:// with a self-signed CA the client trusts
@@ -60,11 +62,15 @@ def destination_from(ns: argparse.Namespace) -> Destination:
     """The targets the flags name, resolved; or the embedded simulator, its flags checked."""
     targets = resolve_targets(ns)
     if targets is not None:
+        for target in targets:
+            retiring = deprecation(target.model)
+            if retiring is not None:
+                print(f"rtbench: warning: target {target.name}: {retiring}", file=sys.stderr)
         return tuple(targets)
     profile, _faults = simulator_from(ns, "sim_")  # fails here, in one line, on a bad file
     if ns.sim_stats_file is not None:
         check_writable(ns.sim_stats_file, "--sim-stats-file")
-    return Embedded(tuple(sim_argv(ns)), Dialect(ns.dialect), ns.model or "sim-realtime",
+    return Embedded(tuple(sim_argv(ns)), Dialect(ns.dialect), ns.model or SIMULATOR_LABEL,
                     ns.name, ns.region, ns.sim_tls, ns.proxy, describe_latency(profile))
 
 

@@ -35,6 +35,12 @@ PROFILE_FLAGS: dict[str, tuple[Callable[[str], Any], str]] = {
                            "(default 0 = none)"),
     "per_session_over_knee_ms": (MILLISECONDS, "first-audio delay added per session above the knee "
                                         "(default 0)"),
+    "silence_pad_ms": (int, "leading silence in each response's audio (default 0)"),
+    "preamble_ms": (int, "audio of a preamble message item before the answer item, as reasoning "
+                         "models speak (default 0 = none)"),
+    "preamble_probability": (float, "share of responses with a preamble (default 1)"),
+    "answer_delay_ms": (MILLISECONDS, "the answer's first audio after the preamble has played "
+                                      "(default 0)"),
 }
 #: Files and fault flags, forwarded the same way.
 FILE_FLAGS: dict[str, tuple[type, str]] = {
@@ -103,15 +109,17 @@ def simulator_from(ns: argparse.Namespace, prefix: str = "") -> tuple[Profile, F
             base.first_audio.median_ms
         p99 = g["first_audio_p99_ms"] if g["first_audio_p99_ms"] is not None else 2 * median
         changes["first_audio"] = (median, p99)
-    for key, attr in (("vad_delay_ms", "vad_delay"), ("handshake_ms", "handshake")):
+    for key, attr in (("vad_delay_ms", "vad_delay"), ("handshake_ms", "handshake"),
+                      ("answer_delay_ms", "answer_delay")):
         if g[key] is not None:
             changes[attr] = (g[key], None)
     for key in ("response_audio_ms", "delta_ms", "realtime_factor", "session_max_s",
-                "knee_sessions", "per_session_over_knee_ms"):
+                "knee_sessions", "per_session_over_knee_ms", "silence_pad_ms", "preamble_ms",
+                "preamble_probability"):
         if g[key] is not None:
             changes[key] = g[key]
     try:
-        for attr in ("first_audio", "vad_delay", "handshake"):
+        for attr in ("first_audio", "vad_delay", "handshake", "answer_delay"):
             if attr in changes:
                 changes[attr] = Dist(*changes[attr])
         return replace(base, **changes), plan

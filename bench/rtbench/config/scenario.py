@@ -14,7 +14,8 @@ from typing import Any
 
 from ..process.errors import UserError
 from ..protocol import Dialect, SessionConfig, TurnDetection
-from ..protocol.audio import FRAME_MS
+from ..protocol.audio import AUDIBLE_THRESHOLD, FRAME_MS
+from ..protocol.models import SIMULATOR_LABEL
 from ..protocol.session_config import DEFAULT_INSTRUCTIONS, EAGERNESS_VALUES, TURN_DETECTION_TYPES
 from .auth import HeaderSource
 from .files import read_toml
@@ -38,6 +39,8 @@ class Scenario:
     turn_timeout_s: float = 20.0
     connect_timeout_s: float = 10.0
     barge_in_after_ms: int | None = None  # speak again this long after the first audio delta
+    #: Level (VAD 0..1 scale) above which a 10 ms window of output audio is audible (ttfa_ms).
+    audible_threshold: float = AUDIBLE_THRESHOLD
     session: SessionConfig = field(default_factory=SessionConfig)
     source: Path | None = None
 
@@ -60,7 +63,7 @@ class Target:
     url: str
     dialect: Dialect = Dialect.GA
     region: str = "local"
-    model: str = "sim-realtime"
+    model: str = SIMULATOR_LABEL
     provider: str = "simulator"
     headers: tuple[tuple[str, str], ...] = ()
     auth: HeaderSource | None = field(default=None, repr=False, compare=False)
@@ -80,6 +83,7 @@ MAX_SILENCE_MS = 60_000
 _SCENARIO_KEYS = {
     "name", "audio_dir", "utterances", "turns_per_session", "chunk_ms", "trailing_silence_ms",
     "think_time_ms", "turn_timeout_s", "connect_timeout_s", "barge_in_after_ms",
+    "audible_threshold",
 }
 _SESSION_KEYS = {
     "voice", "instructions", "speed", "output_modalities", "transcription_model",
@@ -200,6 +204,8 @@ def load_scenario(path: Path) -> Scenario:
         turn_timeout_s=_typed(sc, "turn_timeout_s", float, 20.0, src, w, above=0),
         connect_timeout_s=_typed(sc, "connect_timeout_s", float, 10.0, src, w, above=0),
         barge_in_after_ms=_typed(sc, "barge_in_after_ms", int, None, src, w, low=0),
+        audible_threshold=_typed(sc, "audible_threshold", float, AUDIBLE_THRESHOLD, src, w,
+                                 low=0.0, high=1.0),
         session=_session_from_table(doc.get("session", {}), src),
         source=path,
     )

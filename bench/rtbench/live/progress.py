@@ -54,10 +54,10 @@ class RunProgress:
 
     def on_turn(self, record: TurnRecord, now: float) -> None:
         self.turns_done += 1
-        self.tally.add_turn(record.target, record.status)
+        self.tally.add_turn(record.target, record.status, record.premature)
         if record.status == "ok":
             self.turns_ok += 1
-            if record.ttfa_ms is not None:
+            if record.ttfa_ms is not None and not record.premature:
                 self._ttfa.append((now, record.ttfa_ms))
 
     def on_error(self, record: ErrorRecord) -> None:

@@ -17,8 +17,11 @@ HIGHEST_US = 3_600_000_000  # one hour
 SIGNIFICANT_DIGITS = 3
 PERCENTILES = (50.0, 90.0, 95.0, 99.0)
 
-#: Latency metrics recorded per turn (ms in the turn table, µs in the histograms).
-TURN_LATENCIES = ("vad_ms", "ttfa_ms", "first_transcript_ms", "response_done_ms")
+#: Latency metrics recorded per turn (ms in the turn table, µs in the histograms). ``ttfb``
+#: is the first audio byte, ``ttfa`` the first audible sample, ``ttfa_answer`` the answer
+#: item's (after a reasoning model's preamble); ``silence_pad`` = ttfa - ttfb.
+TURN_LATENCIES = ("vad_ms", "ttfb_ms", "ttfa_ms", "silence_pad_ms", "ttfa_answer_ms",
+                  "first_transcript_ms", "response_done_ms")
 #: Latency metrics recorded once per session.
 SESSION_LATENCIES = ("connect_ms", "session_created_ms")
 #: How late each chunk left against its absolute deadline (one value per chunk).
@@ -27,6 +30,22 @@ SEND_LATENESS = "send_lateness_ms"
 BUNCHED_CHUNKS = "bunched_chunks"
 #: Recorded for barge-in turns only.
 BARGE_LATENCIES = ("interrupt_ms", "audio_stop_ms")
+#: What a barge-in turn records: its response was cut on purpose, so it has no answer latency
+#: or response.done latency of its own.
+BARGE_TURN_METRICS = (*BARGE_LATENCIES, "vad_ms", "ttfb_ms", "ttfa_ms", "silence_pad_ms",
+                      "first_transcript_ms")
+
+
+def turn_metrics(*, barge_in: bool, premature: bool) -> tuple[str, ...]:
+    """The latencies a finished ``ok`` turn enters into the histograms. A premature turn (the
+    server answered before the user finished, so its latencies from T_eos are negative or
+    meaningless) enters none: it is flagged and counted (``premature_rate``), never clamped
+    into the percentiles."""
+    if premature:
+        return ()
+    return BARGE_TURN_METRICS if barge_in else TURN_LATENCIES
+
+
 ALL_METRICS = SESSION_LATENCIES + TURN_LATENCIES + BARGE_LATENCIES + (SEND_LATENESS,)
 
 #: Pseudo-target under which the generator's own health is recorded.

@@ -27,7 +27,13 @@ class TurnRecord:
     connect_ms: float | None = None
     session_created_ms: float | None = None
     vad_ms: float | None = None
-    ttfa_ms: float | None = None
+    ttfb_ms: float | None = None     # T_eos -> first audio byte (first delta) of the response
+    ttfa_ms: float | None = None     # T_eos -> first audible output sample (played from ttfb)
+    silence_pad_ms: float | None = None    # ttfa - ttfb: leading silence the listener waits
+    ttfa_answer_ms: float | None = None    # T_eos -> first audible sample of the answer item
+    output_items: int = 0            # output message items of the response (preamble + answer)
+    preamble_audio_ms: float = 0.0   # audio of the items before the answer item
+    premature: bool = False          # response.created or speech_stopped came before T_eos
     first_transcript_ms: float | None = None
     response_done_ms: float | None = None
     output_audio_ms: float = 0.0
@@ -62,7 +68,8 @@ class ErrorRecord:
     session_id: str | None
     turn_idx: int | None
     phase: str            # connect | session | turn
-    kind: str  # http_status | connect | error_event | response_failed | close | timeout | protocol
+    kind: str  # http_status | connect | error_event | response_failed | no_audio | close | timeout
+    #            | protocol
     code: str | None
     message: str
     t_s: float            # seconds since run start

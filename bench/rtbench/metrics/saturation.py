@@ -14,8 +14,8 @@ from .recorder import BUNCHED_CHUNKS, SEND_LATENESS, Recorder, new_histogram
 
 DEFAULT_THRESHOLD_MS = 5.0
 #: Figures stamped by the client's event loop, hence distorted when it lags.
-AFFECTED = ("ttfa_ms", "vad_ms", "first_transcript_ms", "response_done_ms", "connect_ms",
-            "session_created_ms", "send_lateness_ms")
+AFFECTED = ("ttfb_ms", "ttfa_ms", "ttfa_answer_ms", "vad_ms", "first_transcript_ms",
+            "response_done_ms", "connect_ms", "session_created_ms", "send_lateness_ms")
 
 
 def assess(recorder: Recorder, targets: list[str], threshold_ms: float) -> dict[str, Any]:

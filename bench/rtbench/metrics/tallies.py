@@ -27,6 +27,7 @@ class TargetTally:
     turns_ok: int = 0
     turns_failed: int = 0
     turns_unattempted: int = 0               # planned turns known never to happen
+    turns_premature: int = 0                 # answered before the user finished (T_eos)
     sessions_with_errors: set[int] = field(default_factory=set)
     errors: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (phase, kind, code)
 
@@ -43,8 +44,9 @@ class Tally:
             found = self.targets[target] = TargetTally()
         return found
 
-    def add_turn(self, target: str, status: str) -> None:
+    def add_turn(self, target: str, status: str, premature: bool = False) -> None:
         t = self.of(target)
+        t.turns_premature += premature
         if status == "ok":
             t.turns_ok += 1
         else:
@@ -66,8 +68,11 @@ class Tally:
         """``not_run``: per target, planned turns that never started because the run stopped
         first (see :func:`not_run_turns`); they are not unattempted failures."""
         tally = cls()
-        for target, status in zip(turns["target"], turns["status"], strict=True):
-            tally.add_turn(str(target), str(status))
+        premature = (turns["premature"].fillna(False).astype(bool) if "premature" in turns
+                     else pd.Series(False, index=turns.index))
+        for target, status, early in zip(turns["target"], turns["status"], premature,
+                                         strict=True):
+            tally.add_turn(str(target), str(status), bool(early))
         for row in errors.to_dict("records"):
             code = row["code"]
             tally.add_error(str(row["target"]), int(row["session_idx"]), str(row["phase"]),

@@ -22,6 +22,12 @@ FRAME_SAMPLES = FRAME_MS * SAMPLES_PER_MS
 
 Pcm = npt.NDArray[np.int16]
 
+#: Default level above which a 10 ms window of a model's *output* audio is audible (ttfa), on
+#: the VAD's 0..1 scale (0.5 = -45 dBFS frame RMS, see :func:`threshold_dbfs`): digital silence
+#: and dither (below -70 dBFS) never count, and the onset of each bundled utterance is found
+#: at the frame the offline detector finds (tests/test_audible.py calibrates it).
+AUDIBLE_THRESHOLD = 0.5
+
 
 def threshold_dbfs(threshold: float) -> float:
     """Map the API's 0..1 VAD ``threshold`` to a frame RMS level: 0.5 -> -45 dBFS."""

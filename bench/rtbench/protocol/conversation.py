@@ -47,8 +47,10 @@ non-benign ``error``, §5.2) and when a truncate was confirmed (:class:`Truncate
 was barged into, ``input_audio_buffer.speech_started`` means the server heard the new speech:
 the client stops "playing" and sends ``conversation.item.truncate`` with the milliseconds
 played (§3.6). :meth:`Conversation.end_turn` finalizes the record and names its error row:
-``timeout``, ``error_event`` (an ``error`` ended it), ``response_failed`` (``response.done``
-not completed), or none when the connection's close (already recorded) is what cut it.
+``timeout`` (saying how far the turn got), ``error_event`` (an ``error`` ended it),
+``response_failed`` (``response.done`` not completed), ``no_audio`` (completed, but nothing
+audible although the session asked for audio, §10.3), or none when the connection's close
+(already recorded) is what cut it.
 """
 
 from __future__ import annotations
@@ -60,11 +62,12 @@ from typing import Final
 
 from ..metrics.records import TurnRecord
 from .adapters import Adapter
+from .audio import AUDIBLE_THRESHOLD
 from .codec import ProtocolViolation
 from .events import ErrorInfo, Event, EventType
 from .session_config import SessionConfig
 from .taxonomy import BENIGN, classify
-from .turn import TurnTracker
+from .turn import NO_AUDIO, TurnTracker
 
 
 class Setup(StrEnum):
@@ -190,8 +193,10 @@ class Turn:
 class Conversation:
     """The client-side state of one Realtime conversation (see the module docstring)."""
 
-    def __init__(self, adapter: Adapter) -> None:
+    def __init__(self, adapter: Adapter, *, audible_threshold: float = AUDIBLE_THRESHOLD) -> None:
         self.adapter = adapter
+        self.audible_threshold = audible_threshold  # of the output audio's onset detector
+        self.expect_audio = False            # the configured session outputs audio
         self.state = Setup.CONNECTED
         self.session_id: str | None = None
         self.ended: str | None = None        # why it ended; None while it goes on
@@ -291,10 +296,11 @@ class Conversation:
             tr = turn.tracker
             if tr.t_barge is not None and not tr.finished and tr.item_id is not None and (
                     tr.record.truncate_audio_end_ms is None):
-                played = tr.played_ms(t)
+                item_id, played = tr.playing(t)
+                tr.item_id = item_id  # the item whose truncation the server confirms
                 tr.record.truncate_audio_end_ms = played
                 send = self._send(EventType.ITEM_TRUNCATE, {
-                    "item_id": tr.item_id, "content_index": 0, "audio_end_ms": played})
+                    "item_id": item_id, "content_index": 0, "audio_end_ms": played})
                 if send is not None:
                     self._queue.append(send)
 
@@ -304,6 +310,7 @@ class Conversation:
         """The ``session.update`` to send now (valid once ``session.created`` came)."""
         if not self._advance(CONFIGURE):
             raise ValueError(f"cannot configure in state {self.state}")
+        self.expect_audio = "audio" in config.output_modalities
         send = self._send_event(self.adapter.session_update(config))
         if send is None:
             raise ValueError(f"adapter {self.adapter.name} has no session update")
@@ -315,7 +322,9 @@ class Conversation:
         sends: tuple[Send, ...] = ()
         if manual:
             sends = self._sends(EventType.INPUT_AUDIO_COMMIT, EventType.RESPONSE_CREATE)
-        turn = Turn(record.turn_idx, TurnTracker(record, self._claimed), sends)
+        tracker = TurnTracker(record, self._claimed, audible_threshold=self.audible_threshold,
+                              expect_audio=self.expect_audio)
+        turn = Turn(record.turn_idx, tracker, sends)
         self.turns.append(turn)
         return turn
 
@@ -358,7 +367,13 @@ class Conversation:
         actions: list[Action] = []
         if rec.status == "timeout":
             actions.append(failure("turn", "timeout", "turn_timeout",
-                                   f"no response.done within {timed_out_after_s:g} s"))
+                                   f"no response.done within {timed_out_after_s:g} s "
+                                   f"({tracker.progress()})"))
+        elif rec.error_code == NO_AUDIO:
+            heard = f"{rec.output_audio_ms:g} ms of audio, none above the audible threshold" if (
+                rec.output_audio_ms) else "no audio delta"
+            actions.append(failure("turn", NO_AUDIO, NO_AUDIO,
+                                   f"response {rec.response_id} completed with {heard}"))
         elif rec.status == "error" and not (self.ended is not None and cut_by_close):
             # An error event or failed response.done is recorded even when the close came in
             # the same read (session_expired, then close 1001, in one TCP segment).

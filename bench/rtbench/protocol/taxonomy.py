@@ -47,4 +47,6 @@ def classify(kind: str, code: str | None) -> str:
         return FATAL  # Azure bodies carry the HTTP status as the code
     if kind == "close" and code == "1001":
         return FATAL  # going away: session max duration
+    # every other close is retryable, as in the SDK's recoverable set (§10.5): 1012 service
+    # restart, 1013 try again later, 1005/1006/1011/1015 lost or broken transports
     return RETRYABLE

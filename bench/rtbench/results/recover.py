@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from ..metrics.recorder import BARGE_LATENCIES, SESSION_LATENCIES, TURN_LATENCIES, Recorder
+from ..metrics.recorder import SESSION_LATENCIES, Recorder, turn_metrics
 from .store import (
     ERRORS_JOURNAL,
     HISTOGRAMS,
@@ -74,9 +74,8 @@ def recover(run_dir: Path) -> dict[str, Any]:
     recorder = Recorder()
     ok = turns[turns["status"] == "ok"]
     for rec in ok.to_dict("records"):
-        metrics = ((*BARGE_LATENCIES, "vad_ms", "ttfa_ms", "first_transcript_ms")
-                   if rec.get("barge_in") else TURN_LATENCIES)
-        for metric in metrics:
+        for metric in turn_metrics(barge_in=bool(rec.get("barge_in")),
+                                   premature=bool(rec.get("premature"))):
             value = rec.get(metric)
             if value is not None and value == value:  # skip None and NaN
                 recorder.record_ms(str(rec["target"]), metric, float(value))

@@ -25,7 +25,8 @@ _INT64_MAX = 2**63 - 1
 _ARROW = {"str": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
 #: Columns that count something: never negative.
 NON_NEGATIVE = frozenset({"input_tokens", "output_tokens", "total_tokens", "output_audio_ms",
-                          "audio_end_ms", "truncate_audio_end_ms", "turns_ok", "turns_failed"})
+                          "audio_end_ms", "truncate_audio_end_ms", "turns_ok", "turns_failed",
+                          "output_items", "preamble_audio_ms"})
 
 
 @dataclass(frozen=True, slots=True)

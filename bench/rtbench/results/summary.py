@@ -80,6 +80,10 @@ def summarize(
             "error_rate": (1.0 - ok / denominator) if denominator else float("nan"),
             "session_error_rate": failed_sessions / n_sessions if n_sessions else float("nan"),
             "start_lag_ms_p99": start_lag_p99,
+            # answered before the user finished: flagged, kept out of the latency percentiles
+            "premature": int(gt["premature"].sum()) if "premature" in gt else 0,
+            "premature_rate": float(gt["premature"].mean()) if len(gt) and "premature" in gt
+            else float("nan"),
         }
         out_of_range = 0
         for metric in ALL_METRICS:

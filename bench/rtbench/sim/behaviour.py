@@ -28,7 +28,7 @@ from ..protocol import (
     new_id,
     session_from_wire,
 )
-from ..protocol.audio import SAMPLES_PER_MS, EnergyVad, b64_to_pcm, chunk_levels
+from ..protocol.audio import SAMPLES_PER_MS, EnergyVad, b64_audio_ms, b64_to_pcm, chunk_levels
 from . import payloads
 from .faults import FaultRule
 from .profile import Profile
@@ -72,12 +72,15 @@ Output = Event | Close | Raw | Injected
 @dataclass
 class _Response:
     id: str
-    item_id: str
+    item_id: str                    # the item being spoken: the preamble, then the answer
     input_item_id: str | None
     cfg: SessionConfig              # the session's, with this response's overrides
     metadata: dict[str, str] | None = None
     in_conversation: bool = True    # False for ``conversation: "none"`` (out of band)
-    deltas_planned: int = 0
+    output_index: int = 0           # of ``item_id`` in the response's output
+    previous_item_id: str | None = None  # the item ``item_id`` follows in the conversation
+    audio_ms: float = 0.0           # audio planned for ``item_id``
+    done_items: list[dict[str, Any]] = field(default_factory=list)  # a finished preamble
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +89,17 @@ class _Finish:
 
     response_id: str
     error: ErrorInfo | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """Internal timer: the preamble item (``preamble``, completed) is over; the response's
+    answer item ``item_id`` of ``audio_ms`` is the one spoken from now on."""
+
+    response_id: str
+    preamble: dict[str, Any]
+    item_id: str
+    audio_ms: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,17 +116,19 @@ class _Store:
 class _Pending:
     due: float
     seq: int
-    output: Output | _Finish | _Store = field(compare=False)
+    output: Output | _Finish | _Answer | _Store = field(compare=False)
     tag: str | None = field(compare=False, default=None)  # response id, for cancellation
 
 
-def _tone_delta(ms: int) -> str:
-    """Base64 PCM16 of a quiet 220 Hz tone, ``ms`` long: what an audio delta carries."""
+def _tone_delta(ms: int, silent_ms: int = 0) -> str:
+    """Base64 PCM16 of ``silent_ms`` of digital silence then a quiet 220 Hz tone (-24 dBFS),
+    ``ms`` long in all: what an audio delta carries."""
     import base64
 
-    n = ms * SAMPLES_PER_MS
+    n = (ms - silent_ms) * SAMPLES_PER_MS
     t = np.arange(n) / (SAMPLES_PER_MS * 1000)
-    pcm = (3000 * np.sin(2 * np.pi * 220 * t)).astype("<i2")
+    pcm = np.concatenate([np.zeros(silent_ms * SAMPLES_PER_MS),
+                          3000 * np.sin(2 * np.pi * 220 * t)]).astype("<i2")
     return base64.b64encode(pcm.tobytes()).decode()
 
 
@@ -156,7 +172,7 @@ class SimSession:
         self._item_audio_ms: dict[str, float] = {}
         self._items: dict[str, dict[str, Any]] = {}  # the conversation, in order, by item id
         self._last_response_id: str | None = None
-        self._deltas: dict[int, str] = {}
+        self._deltas: dict[tuple[int, int], str] = {}
         self.counts: dict[str, int] = {}
 
     # -- scheduling ------------------------------------------------------------------------
@@ -164,7 +180,8 @@ class SimSession:
     def _emit(self, at: float, etype: str, tag: str | None = None, **data: Any) -> None:
         self._push(at, Event(etype, data), tag)
 
-    def _push(self, at: float, output: Output | _Finish | _Store, tag: str | None = None) -> None:
+    def _push(self, at: float, output: Output | _Finish | _Answer | _Store,
+              tag: str | None = None) -> None:
         heapq.heappush(self._queue, _Pending(at, next(self._seq), output, tag))
 
     def next_due(self) -> float | None:
@@ -180,6 +197,9 @@ class SimSession:
                 continue
             if isinstance(item, _Store):
                 self._store(item)
+                continue
+            if isinstance(item, _Answer):
+                self._answer(item)
                 continue
             out.append(item)
             if isinstance(item, Close):
@@ -472,17 +492,18 @@ class SimSession:
         return _Response(id=new_id("resp"), item_id=new_id("item"), input_item_id=None, cfg=cfg,
                          metadata=metadata, in_conversation=conversation == "auto")
 
-    def _delta(self, ms: int) -> str:
-        found = self._deltas.get(ms)
+    def _delta(self, ms: int, silent_ms: int = 0) -> str:
+        found = self._deltas.get((ms, silent_ms))
         if found is None:
-            found = self._deltas[ms] = _tone_delta(ms)
+            found = self._deltas[ms, silent_ms] = _tone_delta(ms, silent_ms)
         return found
 
     def _start_response(self, at: float, input_item: str | None, anchor: float | None,
                         params: _Response | None = None) -> None:
         """Schedule a whole response; a response fault from the plan changes how it goes.
 
-        ``params`` carries a ``response.create``'s overrides; a VAD turn has none."""
+        ``params`` carries a ``response.create``'s overrides; a VAD turn has none. With a
+        preamble (profile ``preamble_ms``) the response speaks two message items (§10.2)."""
         self.responses_started += 1
         fault = self.response_fault(self.responses_started)
         if fault is not None and fault.kind == "stall":
@@ -491,32 +512,25 @@ class SimSession:
         prof = self.profile
         resp = params or _Response(id=new_id("resp"), item_id=new_id("item"),
                                    input_item_id=None, cfg=self.config)
-        resp.input_item_id = input_item
+        resp.input_item_id = resp.previous_item_id = input_item
         cfg = resp.cfg
         self.response = resp
         self._last_response_id = resp.id
-        rid, iid, tag = resp.id, resp.item_id, resp.id
+        rid, tag = resp.id, resp.id
         self._emit(at, EventType.RESPONSE_CREATED, tag, response=self._response_body(
             resp, status="in_progress"))
-        item = payloads.assistant_item(iid, self.dialect, "in_progress", None)
-        self._emit(at, EventType.OUTPUT_ITEM_ADDED, tag, response_id=rid, output_index=0,
-                   item=item)
-        if resp.in_conversation:
-            self._item_added(at, item, input_item, tag)
-            self._last_item = iid
-        idx: dict[str, Any] = {"response_id": rid, "item_id": iid, "output_index": 0,
-                               "content_index": 0}
+        preamble = prof.preamble_ms > 0 and (prof.preamble_probability >= 1.0
+                                             or self.rng.random() < prof.preamble_probability)
+        answer_id = resp.item_id
+        if preamble:
+            resp.item_id = new_id("item")
+        pad = prof.silence_pad_ms
+        resp.audio_ms = float(pad + (prof.preamble_ms if preamble else prof.response_audio_ms))
         audio = cfg.output_modalities == ("audio",)
-        part_type = "audio" if audio else "text"
-        self._emit(at, EventType.CONTENT_PART_ADDED, tag, **idx,
-                   part={"type": part_type, "transcript": ""} if audio else
-                   {"type": "text", "text": ""})
+        self._open_item(at, resp, audio, tag)
         # First audio: from the arrival of the end of speech, never before the decision.
         latency = prof.first_audio.sample(self.rng) + prof.load_penalty_ms(self.load())
         first = max(at, (anchor if anchor is not None else at) + latency / 1000.0)
-        words = prof.transcript.split(" ")
-        n_deltas = max(1, -(-prof.response_audio_ms // prof.delta_ms))
-        resp.deltas_planned = n_deltas
         factor = prof.realtime_factor
         if fault is not None and fault.kind == "slow_drip":
             factor = fault.param("realtime_factor")
@@ -527,28 +541,91 @@ class SimSession:
             self._push(first, Injected(fault.kind), tag)
             self._push(first, _Finish(rid, payloads.RESPONSE_FAILURES[fault.kind]), tag)
             return
-        delta_kind = EventType.AUDIO_DELTA if audio else EventType.TEXT_DELTA
-        transcript_kind = EventType.AUDIO_TRANSCRIPT_DELTA if audio else EventType.TEXT_DELTA
-        for i in range(n_deltas):
-            t = first + i * step
-            ms = min(prof.delta_ms, prof.response_audio_ms - i * prof.delta_ms)
-            if audio:
-                self._emit(t, delta_kind, tag, **idx, delta=self._delta(ms))
-            word = " ".join(words[i * len(words) // n_deltas:(i + 1) * len(words) // n_deltas])
-            if word:
-                self._emit(t, transcript_kind, tag, **idx, delta=word + " ")
-            if i == 0 and fault is not None and fault.kind == "malformed_json":
-                self._push(t, Injected(fault.kind), tag)
-                self._push(t, Raw(self._truncated(transcript_kind, idx)), tag)
+        words = prof.transcript.split(" ")
+        times = self._stream(resp, first, step, pad, audio, tag,
+                             payloads.PREAMBLE_TRANSCRIPT.split(" ") if preamble else words)
+        if preamble:
+            # the preamble is generated by ``t_end``; the answer's first audio follows once the
+            # preamble has played in real time from its first byte, plus the answer's delay
+            t_end = times[-1] + step
+            item = self._close_item(t_end, resp, "completed", payloads.PREAMBLE_TRANSCRIPT,
+                                    audio, tag)
+            self._push(t_end, _Answer(rid, item, answer_id, float(prof.response_audio_ms)), tag)
+            answer = _Response(id=rid, item_id=answer_id, input_item_id=input_item, cfg=cfg,
+                               in_conversation=resp.in_conversation, output_index=1,
+                               previous_item_id=resp.item_id,
+                               audio_ms=float(prof.response_audio_ms))
+            self._open_item(t_end, answer, audio, tag)
+            t_answer = max(t_end, first + resp.audio_ms / 1000.0
+                           + prof.answer_delay.sample(self.rng) / 1000.0)
+            times += self._stream(answer, t_answer, step, 0, audio, tag, words)
+        if fault is not None and fault.kind == "malformed_json":
+            idx = self._idx(resp)
+            kind = EventType.AUDIO_TRANSCRIPT_DELTA if audio else EventType.TEXT_DELTA
+            self._push(times[0], Injected(fault.kind), tag)
+            self._push(times[0], Raw(self._truncated(kind, idx)), tag)
         if fault is not None and fault.kind == "tcp_drop":
-            sent = min(n_deltas, int(fault.param("after_deltas")))
+            sent = min(len(times), int(fault.param("after_deltas")))
             # half a step after the ``sent``-th delta went out, before the next one is due
-            t_drop = max(at, first + (sent - 0.5) * step)
+            t_drop = max(at, (times[sent - 1] if sent else first - step) + step / 2)
             self._push(t_drop, Injected(fault.kind), tag)
             self._push(t_drop, Close(None, "tcp_drop"), tag)
             return
-        end = first + n_deltas * step
-        self._push(end, _Finish(rid), tag)
+        self._push(times[-1] + step, _Finish(rid), tag)
+
+    @staticmethod
+    def _idx(resp: _Response) -> dict[str, Any]:
+        return {"response_id": resp.id, "item_id": resp.item_id,
+                "output_index": resp.output_index, "content_index": 0}
+
+    def _open_item(self, at: float, resp: _Response, audio: bool, tag: str) -> None:
+        """The events that start ``resp.item_id``: the item, and its one content part."""
+        item = payloads.assistant_item(resp.item_id, self.dialect, "in_progress", None)
+        self._emit(at, EventType.OUTPUT_ITEM_ADDED, tag, response_id=resp.id,
+                   output_index=resp.output_index, item=item)
+        if resp.in_conversation:
+            self._item_added(at, item, resp.previous_item_id, tag)
+            if resp.output_index == 0:  # an answer after a preamble: once it starts (_answer)
+                self._last_item = resp.item_id
+        self._emit(at, EventType.CONTENT_PART_ADDED, tag, **self._idx(resp),
+                   part={"type": "audio", "transcript": ""} if audio else
+                   {"type": "text", "text": ""})
+
+    def _stream(self, resp: _Response, first: float, step: float, silent_ms: int, audio: bool,
+                tag: str, words: list[str]) -> list[float]:
+        """Schedule the deltas of ``resp.item_id`` (``resp.audio_ms`` of audio, the first
+        ``silent_ms`` of it silent; or its text), one each ``step`` from ``first``."""
+        delta_ms = self.profile.delta_ms
+        total = int(resp.audio_ms)
+        n_deltas = max(1, -(-total // delta_ms))
+        idx = self._idx(resp)
+        delta_kind = EventType.AUDIO_DELTA if audio else EventType.TEXT_DELTA
+        transcript_kind = EventType.AUDIO_TRANSCRIPT_DELTA if audio else EventType.TEXT_DELTA
+        times = []
+        for i in range(n_deltas):
+            t = first + i * step
+            if audio:
+                ms = min(delta_ms, total - i * delta_ms)
+                silent = min(ms, max(0, silent_ms - i * delta_ms))
+                self._emit(t, delta_kind, tag, **idx, delta=self._delta(ms, silent))
+            word = " ".join(words[i * len(words) // n_deltas:(i + 1) * len(words) // n_deltas])
+            if word:
+                self._emit(t, transcript_kind, tag, **idx, delta=word + " ")
+            times.append(t)
+        return times
+
+    def _answer(self, marker: _Answer) -> None:
+        """The preamble is over: it is in the conversation; the answer item speaks now."""
+        resp = self.response
+        if resp is None or resp.id != marker.response_id:
+            return
+        self._item_audio_ms[resp.item_id] = resp.audio_ms
+        resp.done_items.append(marker.preamble)
+        resp.previous_item_id, resp.item_id = resp.item_id, marker.item_id
+        if resp.in_conversation:
+            self._last_item = resp.item_id
+        resp.output_index += 1
+        resp.audio_ms = marker.audio_ms
 
     def _truncated(self, kind: str, idx: dict[str, Any]) -> str:
         """A frame cut off mid-JSON: what a broken proxy or a torn write would deliver."""
@@ -563,37 +640,45 @@ class SimSession:
         resp = self.response
         assert resp is not None
         self.response = None
-        cfg = resp.cfg
-        prof = self.profile
-        transcript = prof.transcript if status == "completed" else ""
-        idx: dict[str, Any] = {"response_id": resp.id, "item_id": resp.item_id,
-                               "output_index": 0, "content_index": 0}
-        item_status = "completed" if status == "completed" else "incomplete"
-        audio = cfg.output_modalities == ("audio",)
-        if status != "failed":
-            if audio:
-                self._emit(now, EventType.AUDIO_DONE, **idx)
-                self._emit(now, EventType.AUDIO_TRANSCRIPT_DONE, **idx, transcript=transcript)
-                part = {"type": "audio", "transcript": transcript}
-            else:
-                self._emit(now, EventType.TEXT_DONE, **idx, text=transcript)
-                part = {"type": "text", "text": transcript}
-            self._emit(now, EventType.CONTENT_PART_DONE, **idx, part=part)
-        item = payloads.assistant_item(resp.item_id, self.dialect, item_status,
-                                       transcript if audio else None)
-        self._emit(now, EventType.OUTPUT_ITEM_DONE, response_id=resp.id, output_index=0,
-                   item=item)
+        transcript = self.profile.transcript if status == "completed" else ""
+        item = self._close_item(now, resp, status, transcript,
+                                resp.cfg.output_modalities == ("audio",), None)
         if resp.in_conversation:
-            if self.dialect is Dialect.GA:
-                self._emit(now, EventType.ITEM_DONE, previous_item_id=resp.input_item_id,
-                           item=item)
-            self._push(now, _Store(item, update=True))
             self._item_audio_ms[resp.item_id] = audio_ms
-        usage = payloads.usage(2000.0, audio_ms, len(transcript.split()))
+        output = [*resp.done_items, item]
+        usage = payloads.usage(2000.0, audio_ms + sum(
+            self._item_audio_ms.get(i["id"], 0.0) for i in resp.done_items),
+            len(transcript.split()))
         self._emit(now, EventType.RESPONSE_DONE, response=self._response_body(
-            resp, status=status, status_details=details, output=[item], usage=usage))
+            resp, status=status, status_details=details, output=output, usage=usage))
         self._emit(now, EventType.RATE_LIMITS_UPDATED, **payloads.rate_limits(
             40000 - usage["total_tokens"]))
+
+    def _close_item(self, at: float, resp: _Response, status: str, transcript: str, audio: bool,
+                    tag: str | None) -> dict[str, Any]:
+        """The events that end ``resp.item_id`` (``status`` of its response: completed,
+        cancelled or failed); returns the item as it ends."""
+        idx = self._idx(resp)
+        if status != "failed":
+            if audio:
+                self._emit(at, EventType.AUDIO_DONE, tag, **idx)
+                self._emit(at, EventType.AUDIO_TRANSCRIPT_DONE, tag, **idx, transcript=transcript)
+                part = {"type": "audio", "transcript": transcript}
+            else:
+                self._emit(at, EventType.TEXT_DONE, tag, **idx, text=transcript)
+                part = {"type": "text", "text": transcript}
+            self._emit(at, EventType.CONTENT_PART_DONE, tag, **idx, part=part)
+        item = payloads.assistant_item(resp.item_id, self.dialect,
+                                       "completed" if status == "completed" else "incomplete",
+                                       transcript if audio else None)
+        self._emit(at, EventType.OUTPUT_ITEM_DONE, tag, response_id=resp.id,
+                   output_index=resp.output_index, item=item)
+        if resp.in_conversation:
+            if self.dialect is Dialect.GA:
+                self._emit(at, EventType.ITEM_DONE, tag, previous_item_id=resp.previous_item_id,
+                           item=item)
+            self._push(at, _Store(item, update=True), tag)
+        return item
 
     def _response_body(self, resp: _Response, **fields: Any) -> dict[str, Any]:
         conversation = self.conversation_id if resp.in_conversation else None
@@ -619,10 +704,12 @@ class SimSession:
         return True
 
     def _audio_sent_by(self, resp: _Response, now: float) -> float:
-        """Audio ms of ``resp`` already out (deltas still queued are not)."""
-        queued = sum(1 for p in self._queue if p.tag == resp.id and isinstance(p.output, Event)
-                     and p.output.type == EventType.AUDIO_DELTA)
-        return (resp.deltas_planned - queued) * self.profile.delta_ms
+        """Audio ms of the item ``resp`` is speaking already out (deltas still queued are not)."""
+        queued = sum(b64_audio_ms(p.output.get("delta")) for p in self._queue
+                     if p.tag == resp.id and isinstance(p.output, Event)
+                     and p.output.type == EventType.AUDIO_DELTA
+                     and p.output.get("item_id") == resp.item_id)
+        return resp.audio_ms - queued
 
     def _on_response_cancel(self, event: Event, now: float) -> None:
         wanted = event.get("response_id")
@@ -670,7 +757,7 @@ class SimSession:
         if marker.error is not None:
             self.fail_response(now, marker.error)
         else:
-            self._finish(now, "completed", None, float(self.profile.response_audio_ms))
+            self._finish(now, "completed", None, self.response.audio_ms)
 
 
 #: Client event type -> handler. On the class, not per session: a dict of bound methods on the

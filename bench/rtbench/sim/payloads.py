@@ -7,7 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 from ..protocol import Dialect, ErrorInfo, SessionConfig, session_to_wire
+from ..protocol.models import DEFAULT_MODEL, SIMULATOR_LABEL
 from ..protocol.session_config import AUDIO_FORMATS_GA
+
+#: What a reasoning model's preamble item says before its answer (§10.2).
+PREAMBLE_TRANSCRIPT = "One moment, let me check."
 
 #: ``session.model`` values the beta protocol knows (the beta SDK validates against this list).
 BETA_MODELS = ("gpt-realtime", "gpt-realtime-2025-08-28", "gpt-4o-realtime-preview",
@@ -18,7 +22,10 @@ BETA_MODELS = ("gpt-realtime", "gpt-realtime-2025-08-28", "gpt-4o-realtime-previ
 
 def reported_model(requested: str, dialect: Dialect) -> str:
     """The model a session reports. Azure names *deployments* freely but reports the model
-    behind them; a beta session therefore shows a beta model name whatever the deployment."""
+    behind them; a beta session therefore shows a beta model name whatever the deployment.
+    The simulator's own label stands for a current GA model (§10.1)."""
+    if dialect is Dialect.GA and requested == SIMULATOR_LABEL:
+        return DEFAULT_MODEL
     if dialect is Dialect.GA or requested in BETA_MODELS:
         return requested
     return "gpt-4o-mini-realtime-preview-2024-12-17"
@@ -141,7 +148,7 @@ RESPONSE_FAILURES: dict[str, ErrorInfo] = {
         "server_error", None, "The server had an error while processing your request. Sorry "
         "about that!"),
     "response_failed_rate_limit": ErrorInfo(
-        "tokens", "rate_limit_exceeded", "Rate limit reached for gpt-realtime in organization "
+        "tokens", "rate_limit_exceeded", "Rate limit reached for gpt-realtime-2 in organization "
         "org-sim on tokens per min (TPM): Limit 40000, Used 40000, Requested 812. Please try "
         "again in 6.42s."),
     "response_failed_insufficient_quota": ErrorInfo(

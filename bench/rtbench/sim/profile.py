@@ -43,6 +43,13 @@ class Profile:
     ``first_audio`` is measured from the arrival of the audio chunk holding the end of speech
     (the server-side twin of rtbench's TTFA anchor); if VAD has not decided by then, the first
     delta follows the decision at once. ``vad_delay`` is added after the silence window.
+
+    Reasoning models (protocol reference §10.2, §10.3): the response's audio starts with
+    ``silence_pad_ms`` of digital silence; with probability ``preamble_probability`` a
+    preamble message item of ``preamble_ms`` audio comes first, and the answer item's first
+    audio follows ``answer_delay`` after the preamble has played (in real time from its first
+    byte). So first audible = first audio + pad, and the answer is heard pad + preamble +
+    answer delay after the first byte.
     """
 
     name: str = "default"
@@ -59,8 +66,16 @@ class Profile:
     # delay (0 = no knee): latency that rises with load, as a sweep should find.
     knee_sessions: int = 0
     per_session_over_knee_ms: float = 0.0
+    silence_pad_ms: int = 0
+    preamble_ms: int = 0
+    preamble_probability: float = 1.0
+    answer_delay: Dist = field(default_factory=lambda: Dist(0.0))
 
     def __post_init__(self) -> None:
+        if self.silence_pad_ms < 0 or self.preamble_ms < 0 or not (
+                0.0 <= self.preamble_probability <= 1.0):
+            raise ValueError("silence_pad_ms and preamble_ms must be non-negative, "
+                             "preamble_probability within 0..1")
         if self.delta_ms <= 0 or self.response_audio_ms <= 0 or self.realtime_factor <= 0:
             raise ValueError("delta_ms, response_audio_ms and realtime_factor must be positive")
         if self.session_max_s <= 0 or self.knee_sessions < 0 or self.per_session_over_knee_ms < 0:
@@ -79,10 +94,12 @@ class ProfileError(ValueError):
 
 #: TOML key -> Profile field, for the latency distributions (a number or {median, p99}).
 _DIST_KEYS = {"handshake_ms": "handshake", "vad_delay_ms": "vad_delay",
-              "first_audio_ms": "first_audio", "transcription_ms": "transcription_delay"}
+              "first_audio_ms": "first_audio", "transcription_ms": "transcription_delay",
+              "answer_delay_ms": "answer_delay"}
 _PLAIN_KEYS = {"response_audio_ms": int, "delta_ms": int, "realtime_factor": float,
                "session_max_s": float, "knee_sessions": int, "per_session_over_knee_ms": float,
-               "transcript": str}
+               "transcript": str, "silence_pad_ms": int, "preamble_ms": int,
+               "preamble_probability": float}
 
 
 def _dist(raw: object, where: str) -> Dist:

@@ -24,8 +24,8 @@ def rtbench(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
                           capture_output=True, timeout=120)
 
 
-def start_long_run(tmp_path: Path, run_id: str, sessions: int, output: int, short_audio: Path
-                   ) -> tuple[subprocess.Popen[str], Path]:
+def start_long_run(tmp_path: Path, run_id: str, sessions: int, output: int, short_audio: Path,
+                   report: bool = False) -> tuple[subprocess.Popen[str], Path]:
     """A 50-turn run in the background, returned once ``sessions`` turns are journaled."""
     import time
 
@@ -34,7 +34,7 @@ def start_long_run(tmp_path: Path, run_id: str, sessions: int, output: int, shor
          "--scenario", str(short_audio / "short.toml"),
          "--results", str(tmp_path), "--run-id", run_id, "--progress", "off",
          "--sim-first-audio-ms", "600", "--sim-first-audio-p99-ms", "600",
-         "--sim-response-audio-ms", "200", "--no-report"],
+         "--sim-response-audio-ms", "200", *([] if report else ["--no-report"])],
         cwd=REPO, text=True, stdout=output, stderr=output)
     journal = tmp_path / run_id / "turns.jsonl"
     deadline = time.monotonic() + 60
@@ -90,7 +90,7 @@ def test_sigterm_stops_within_2s_and_keeps_completed_turns(tmp_path: Path,
     import signal
     import time
 
-    proc, journal = start_long_run(tmp_path, "sig", 4, subprocess.PIPE, short_audio)
+    proc, journal = start_long_run(tmp_path, "sig", 4, subprocess.PIPE, short_audio, report=True)
     manifest_path = tmp_path / "sig" / "manifest.json"
     t0 = time.monotonic()
     proc.send_signal(signal.SIGTERM)

@@ -168,7 +168,8 @@ body{font-family:system-ui,sans-serif;margin:2em;color:#222}
 section,h1,h2,p,ul{max-width:1100px}
 .wide{max-width:100%;overflow-x:auto}
 table{border-collapse:collapse;margin:1em 0;font-size:13px}
-th,td{border:1px solid #ccc;padding:3px 8px;text-align:right;vertical-align:top}
+th,td{border:1px solid #ccc;padding:3px 6px;text-align:right;vertical-align:top}
+table.summary{font-size:12px}table.summary th{min-width:3.5em}
 th{background:#f3f3f3}td:nth-child(-n+2){text-align:left}
 table.errors td,table.targets td{text-align:left;overflow-wrap:anywhere}
 table.errors td:last-child{min-width:20em}

@@ -26,10 +26,12 @@ def test_error_statistics_against_the_injected_value() -> None:
 
 
 @pytest.mark.integration
-def test_calibrate_command_prints_and_writes_the_error(tmp_path: Path, short_audio: Path) -> None:
+@pytest.mark.parametrize("tls", [False, True], ids=["ws", "wss"])
+def test_calibrate_command_prints_and_writes_the_error(tmp_path: Path, short_audio: Path,
+                                                       tls: bool) -> None:
     proc = rtbench("calibrate", "--sessions", "4", "--turns", "1", "--results", str(tmp_path),
                    "--run-id", "cal", "--injected-ms", "600",
-                   "--scenario", str(short_audio / "short.toml"))
+                   "--scenario", str(short_audio / "short.toml"), *(["--tls"] if tls else []))
     assert proc.returncode == 0, proc.stderr
     assert "rtbench TTFA error: p50" in proc.stdout
     result = json.loads((tmp_path / "cal" / "calibration.json").read_text())
@@ -39,3 +41,5 @@ def test_calibrate_command_prints_and_writes_the_error(tmp_path: Path, short_aud
     # mismeasurement (a wrong anchor: a whole utterance or VAD window) fails here under load
     assert 0 <= result["abs_error_p50_ms"] < 150.0
     assert result["simulator_send_lateness_ms"]["count"] > 0
+    manifest = json.loads((tmp_path / "cal" / "manifest.json").read_text())
+    assert manifest["targets"][0]["url"].startswith("wss://" if tls else "ws://")

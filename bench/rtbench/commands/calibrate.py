@@ -36,6 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_live_args(p, abort=False)
     p.add_argument("--injected-ms", type=MILLISECONDS, default=700.0, metavar="MS",
                    help="the simulator's constant first-audio latency (default 700)")
+    p.add_argument("--tls", action="store_true",
+                   help="over wss:// (the simulator with a self-signed CA the client trusts)")
     p.set_defaults(turns=2, progress="off")
 
 
@@ -44,7 +46,7 @@ def handle(ns: argparse.Namespace) -> int:
     # The simulator's stats file, to report its own lateness beside the error.
     stats_file = Path(tempfile.mkdtemp(prefix="rtbench-cal-")) / "sim-stats.json"
     simulator = Embedded(("--first-audio-ms", injected, "--first-audio-p99-ms", injected,
-                          "--stats-file", str(stats_file)))
+                          "--stats-file", str(stats_file)), tls=ns.tls)
     opts = RunOptions(scenario_from(ns.scenario, ns.turns, ns.chunk_ms), simulator, ns.sessions,
                       output=output_from(ns), live=live_from(ns, None))
     with open_destination(opts.destination) as targets:

@@ -64,3 +64,12 @@ async def test_a_blocked_loop_is_detected_and_bunching_counted(
     assert verdict["saturated"], verdict
     assert verdict["loop_lag_p99_ms"] > 20
     assert store.recorder.counters.get(BUNCHED_CHUNKS, 0) > 0
+
+
+def test_the_warning_names_only_the_figures_over_the_threshold() -> None:
+    verdict = {"saturated": True, "threshold_ms": 5.0, "loop_lag_p99_ms": 7.0,
+               "send_lateness_p99_ms": 4.1, "bunched_chunks": 1, "affected": ["ttfa_ms"]}
+    line = saturation.describe(verdict)
+    assert line is not None
+    assert "loop lag p99 7.0 ms over 5 ms; 1 chunk bunched" in line
+    assert "send lateness" not in line

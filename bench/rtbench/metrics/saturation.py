@@ -44,11 +44,15 @@ def assess(recorder: Recorder, targets: list[str], threshold_ms: float) -> dict[
 
 
 def describe(verdict: dict[str, Any]) -> str | None:
-    """One warning line when saturated, else None."""
+    """One warning line when saturated, else None: only the figures over the threshold."""
     if not verdict["saturated"]:
         return None
-    return (f"WARNING: load generator saturated (loop lag p99 {verdict['loop_lag_p99_ms']:.1f} ms, "
-            f"send lateness p99 {verdict['send_lateness_p99_ms']:.1f} ms > "
-            f"{verdict['threshold_ms']:g} ms; {verdict['bunched_chunks']} chunks bunched): "
+    limit = verdict["threshold_ms"]
+    over = [f"{name} p99 {verdict[key]:.1f} ms" for name, key in (
+        ("loop lag", "loop_lag_p99_ms"), ("send lateness", "send_lateness_p99_ms"))
+        if verdict[key] > limit]
+    bunched = verdict["bunched_chunks"]
+    chunks = f"; {bunched} chunk{'' if bunched == 1 else 's'} bunched" if bunched else ""
+    return (f"WARNING: load generator saturated ({' and '.join(over)} over {limit:g} ms{chunks}): "
             f"{', '.join(verdict['affected'])} are inflated by up to that lag; "
             "use fewer sessions per process or more workers")

@@ -1,6 +1,11 @@
 """Scheduled garbage collection: automatic collection off while a loop runs, full passes
 when it falls idle after work or when too long has passed, every pass timed; and sessions
-that need no collector at all."""
+that need no collector at all.
+
+The schedule's own tests run on the autojump mock clock: its checks and deadlines are trio
+sleeps, so they are exact there, and a starved test process (load 6 on two cores once kept
+one past a 2 s wall-clock bound) cannot fail them.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import trio
+import trio.testing
 
 from rtbench.client.engine import RunPlan, run_sessions
 from rtbench.client.workload import load_utterance, plan_chunks
@@ -32,7 +38,8 @@ def _garbage_cycle() -> weakref.ref[_Node]:
     return weakref.ref(_Node())
 
 
-async def test_automatic_collection_is_off_while_running_and_restored_after() -> None:
+async def test_automatic_collection_is_off_while_running_and_restored_after(
+        autojump_clock: trio.testing.MockClock) -> None:
     assert gc.isenabled()
     schedule = ScheduledGc(check_every_s=0.01)
     async with trio.open_nursery() as nursery:
@@ -44,7 +51,8 @@ async def test_automatic_collection_is_off_while_running_and_restored_after() ->
     assert schedule.pauses.passes == 0  # never idle, never overdue: no pause at all
 
 
-async def test_a_full_pass_runs_when_the_process_falls_idle_after_work() -> None:
+async def test_a_full_pass_runs_when_the_process_falls_idle_after_work(
+        autojump_clock: trio.testing.MockClock) -> None:
     state = {"busy": True}
     paused: list[float] = []
     schedule = ScheduledGc(check_every_s=0.01, idle=lambda: not state["busy"],
@@ -65,7 +73,8 @@ async def test_a_full_pass_runs_when_the_process_falls_idle_after_work() -> None
     assert schedule.pauses.collected >= 1 and schedule.pauses.max_s == paused[0] > 0
 
 
-async def test_a_full_pass_runs_at_the_latest_every_full_every_s() -> None:
+async def test_a_full_pass_runs_at_the_latest_every_full_every_s(
+        autojump_clock: trio.testing.MockClock) -> None:
     schedule = ScheduledGc(check_every_s=0.01, full_every_s=0.05)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(schedule.run)

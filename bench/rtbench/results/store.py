@@ -117,38 +117,41 @@ class RunStore:
         self._write_manifest()
 
     def turn(self, record: TurnRecord) -> None:
-        row = record.as_dict()
-        bad = TURNS.clean(row)
-        if self._append(self._turns, orjson.dumps(row) + b"\n"):
+        if self._journal(self._turns, TURNS, record.as_dict()):
             self.turn_count += 1
-            self._note_bad(row, bad)
 
     def error(self, record: ErrorRecord) -> None:
         row = record.as_dict()
-        bad = ERRORS.clean(row)
+        if self._journal(self._errors, ERRORS, row, self._redact_row):
+            self.error_count += 1
+            self.crashes += row["kind"] == "crash"
+
+    def session(self, record: SessionRecord) -> None:
+        self._journal(self._sessions, SESSIONS, record.as_dict())
+
+    def _redact_row(self, row: dict[str, Any]) -> None:
         if self._redact is not None:
             row["message"] = self._redact(row["message"])
             if row["code"] is not None:
                 row["code"] = self._redact(row["code"])
-        if self._append(self._errors, orjson.dumps(row) + b"\n"):
-            self.error_count += 1
-            self.crashes += row["kind"] == "crash"
-            self._note_bad(row, bad)
 
-    def session(self, record: SessionRecord) -> None:
-        row = record.as_dict()
-        bad = SESSIONS.clean(row)
-        if self._append(self._sessions, orjson.dumps(row) + b"\n"):
-            self._note_bad(row, bad)
-
-    def _note_bad(self, row: dict[str, Any], bad: list[tuple[str, Any]]) -> None:
+    def _journal(self, journal: IO[bytes], table: TableSchema, row: dict[str, Any],
+                 prepare: Callable[[dict[str, Any]], None] | None = None) -> bool:
+        """Check ``row`` against its table (bad values become null), journal it, then note
+        each bad value as a benign error row; False when the journal could not be written."""
+        bad = table.clean(row)
+        if prepare is not None:
+            prepare(row)
+        if not self._append(journal, orjson.dumps(row) + b"\n"):
+            return False
         for column, value in bad:
             self.error(bad_field_note(row, column, value))
+        return True
 
     def finalize(self, status: str, **extra: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Close journals, write tables, histograms and manifest; return (turns, errors).
 
-        When the disk is full, what could not be written is one ResultsError line; the manifest
+        When the disk is full, what could not be written is one ResultsWriteError line; the manifest
         then still says ``running``, so ``rtbench report`` rebuilds the run from its journal."""
         for journal in (self._turns, self._errors, self._sessions):
             with contextlib.suppress(OSError):  # a failed write is already recorded

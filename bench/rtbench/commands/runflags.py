@@ -25,9 +25,12 @@ from .argtypes import MILLISECONDS, SECONDS
 from .bundled import DEFAULT_SCENARIO
 from .serve import check_writable
 
+#: Concurrent sessions of a run given no --sessions (and the open model's cap).
+DEFAULT_SESSIONS = 10
 
-def add_sessions_arg(p: argparse.ArgumentParser, default: int = 10, text: str = "concurrent sessions"
-                     ) -> None:
+
+def add_sessions_arg(p: argparse.ArgumentParser, default: int = DEFAULT_SESSIONS,
+                     text: str = "concurrent sessions") -> None:
     p.add_argument("--sessions", type=int, default=default, help=f"{text} (default {default})")
 
 

@@ -175,7 +175,7 @@ def test_live_percentiles_wait_for_completed_turns_not_for_samples() -> None:
     twenty_turns = Tally()
     for _ in range(20):
         twenty_turns.add_turn("a", "ok")
-    budgets = [parse_budget(t) for t in ("connect.p95 < 100ms", "loop_lag.p99 < 10ms",
+    budgets = [parse_budget(t) for t in ("connect.p50 < 100ms", "loop_lag.p99 < 10ms",
                                          "send_lateness.p99 < 20ms", "connect.mean < 100ms")]
 
     def certain(tally: Tally, final: bool = False) -> list[bool]:
@@ -190,6 +190,24 @@ def test_live_percentiles_wait_for_completed_turns_not_for_samples() -> None:
     # the generator's max can only grow: over budget is certain at once
     assert evaluate_one(parse_budget("loop_lag.max < 10ms"),
                         RunData(targets, 2, rec, no_turns, final=False, min_turns=20)).certain
+
+
+@pytest.mark.parametrize(("stat", "needed"), [("p50", 20), ("p95", 100), ("p99", 500)])
+def test_a_live_percentile_needs_five_turns_beyond_it(stat: str, needed: int) -> None:
+    """The p99 of 20 turns is their maximum: one slow turn must not abort a run whose p99
+    over all its turns may still keep the budget. A percentile is judged live once it has five
+    samples beyond it (and --abort-min-turns turns, 20 here)."""
+    targets = (TargetInfo("a", "local", "m", 1000),)
+
+    def certain(turns: int) -> bool:
+        rec, tally = Recorder(), Tally()
+        for i in range(turns):
+            rec.record_ms("a", "ttfa_ms", 500.0 if i % 10 == 0 else 900.0)   # 90 % over it
+            tally.add_turn("a", "ok")
+        data = RunData(targets, 1, rec, tally, final=False, min_turns=20)
+        return evaluate_one(parse_budget(f"ttfa.{stat} < 800ms"), data).certain
+
+    assert not certain(needed - 1) and certain(needed)
 
 
 def test_budget_kind() -> None:

@@ -22,7 +22,10 @@ A percentile or mean is never certain while the run goes; abort-on-fail treats i
 once the targets it covers have completed ``min_turns`` turns (``--abort-min-turns``), the
 evidence the user chose. The unit is turns for every target metric, whether it is sampled per
 turn (TTFA) or per session (connect): a count of the metric's own samples would let a
-per-session metric abort on the connection burst alone. The generator's own health
+per-session metric abort on the connection burst alone. A percentile also needs five samples
+beyond it (p50: 10, p95: 100, p99: 500; :func:`~.bootstrap.min_samples_for_quantile`): the p99
+of 20 turns is their maximum, so one slow turn would abort a run whose p99 over all its turns
+keeps the budget. The generator's own health
 (:data:`GENERATOR_HEALTH`: event-loop lag, probed every 10 ms, and chunk send lateness, per
 20 ms chunk) is never judged early: its samples pile up fastest exactly while sessions connect,
 the one moment its tail is worst, so an early p99 says how the start went, not how the run
@@ -52,6 +55,7 @@ from ..metrics.recorder import (
 )
 from ..metrics.tallies import Tally, TargetInfo, not_run_turns
 from ..metrics.units import LATENCY_UNITS_MS
+from .bootstrap import min_samples_for_quantile
 
 LATENCIES = (*ALL_METRICS, LOOP_LAG)
 RATES = ("error_rate", "session_error_rate", "premature_rate")
@@ -310,7 +314,7 @@ def _observe(budget: Budget, data: RunData) -> tuple[float | None, float, float,
             return v, (v if data.final else -inf), v, n, ""
         v = (hist.get_mean_value() if stat == "mean"
              else hist.get_value_at_percentile(float(str(stat)[1:]))) / 1000.0
-        if data.final or _enough_turns(budget, data, names):
+        if data.final or _enough_evidence(budget, data, names, n):
             return v, v, v, n, ""
         return v, -inf, inf, n, ""
     tallies = [data.tally.of(name) for name in names]
@@ -352,11 +356,15 @@ def _observe(budget: Budget, data: RunData) -> tuple[float | None, float, float,
     return float(n), n, (n if data.final else inf), rows, ""
 
 
-def _enough_turns(budget: Budget, data: RunData, names: Sequence[str]) -> bool:
-    """Live: may a percentile or mean of ``budget`` be taken as the run's own? Only once the
-    targets it covers completed ``min_turns`` turns, and never for the generator's health (see
-    the module docstring)."""
+def _enough_evidence(budget: Budget, data: RunData, names: Sequence[str], samples: int) -> bool:
+    """Live: may a percentile or mean of ``budget`` over ``samples`` values be taken as the
+    run's own? Only once the targets it covers completed ``min_turns`` turns and a percentile
+    has five samples beyond it, and never for the generator's health (see the module
+    docstring)."""
     if budget.metric in GENERATOR_HEALTH:
+        return False
+    q = float(str(budget.stat)[1:]) / 100.0 if str(budget.stat).startswith("p") else None
+    if q is not None and q < 1.0 and samples < min_samples_for_quantile(q):
         return False
     return sum(data.tally.of(name).turns_ok for name in names) >= data.min_turns
 

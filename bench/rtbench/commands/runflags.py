@@ -166,8 +166,9 @@ def add_live_args(p: argparse.ArgumentParser, abort: bool = True) -> None:
                        help="stop early once a budget is certainly broken")
         g.add_argument("--abort-min-turns", type=int, default=20, metavar="N",
                        help="turns the targets of a percentile or mean budget must have "
-                            "completed before it may abort the run (default 20; the "
-                            "generator's loop_lag and send_lateness never abort early)")
+                            "completed before it may abort the run (default 20; a percentile "
+                            "also needs 5 samples beyond it: p95 100, p99 500; the generator's "
+                            "loop_lag and send_lateness never abort early)")
     g.add_argument("--progress", choices=["auto", "rich", "plain", "off"], default="auto",
                    help="live progress on stderr (auto: rich on a terminal, else a line every 5 s)")
     g.add_argument("--hlog-interval-s", type=SECONDS, default=5.0, metavar="DURATION",

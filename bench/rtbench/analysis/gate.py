@@ -25,11 +25,12 @@ turn (TTFA) or per session (connect): a count of the metric's own samples would 
 per-session metric abort on the connection burst alone. A percentile also needs five samples
 beyond it (p50: 10, p95: 100, p99: 500; :func:`~.bootstrap.min_samples_for_quantile`): the p99
 of 20 turns is their maximum, so one slow turn would abort a run whose p99 over all its turns
-keeps the budget. The generator's own health
-(:data:`GENERATOR_HEALTH`: event-loop lag, probed every 10 ms, and chunk send lateness, per
-20 ms chunk) is never judged early: its samples pile up fastest exactly while sessions connect,
-the one moment its tail is worst, so an early p99 says how the start went, not how the run
-will end. Those budgets are judged on the whole run, like any budget at the end.
+keeps the budget.
+
+The generator's own health (:data:`GENERATOR_HEALTH`: event-loop lag, probed every 10 ms, and
+chunk send lateness, one sample per chunk) is never judged early: its samples pile up fastest
+exactly while sessions connect, the one moment its tail is worst, so an early p99 says how the
+start went, not how the run will end. Those budgets are judged on the whole run.
 """
 
 from __future__ import annotations

@@ -149,6 +149,13 @@ def test_each_command_takes_only_the_flags_it_uses(args: list[str], flag: str) -
     assert f"unknown flag {flag}" in one_line_error(*args)
 
 
+@pytest.mark.parametrize("args", [["--sessions", "0"], ["--sessions-per-target", "3"]])
+def test_a_session_sweep_refuses_a_session_count_it_would_ignore(args: list[str]) -> None:
+    """Its levels are the session counts; --sessions is the cap of an --over rate sweep only."""
+    err = one_line_error("sweep", "--budget", "ttfa.p95 < 1s", *args)
+    assert f"{args[0]} has no effect on sweep --over sessions" in err
+
+
 def test_the_namespace_stays_in_the_command_layer() -> None:
     """Commands turn flags into typed options; no lower layer sees argparse."""
     below = [p for p in (REPO / "bench" / "rtbench").rglob("*.py")

@@ -20,7 +20,7 @@ from rtbench.analysis.gate import (
     parse_budget,
     parse_budgets,
 )
-from rtbench.metrics.recorder import Recorder
+from rtbench.metrics.recorder import GENERATOR, LOOP_LAG, SEND_LATENESS, Recorder
 
 from conftest import REPO
 
@@ -72,7 +72,7 @@ def test_bad_budgets_give_one_line_naming_the_budget(text: str, why: str) -> Non
     assert msg.startswith(f"budget {text!r}:") and why in msg and "\n" not in msg
 
 
-def _data(final: bool = True, min_samples: int = 1) -> RunData:
+def _data(final: bool = True, min_turns: int = 1) -> RunData:
     """Two targets, 10 sessions × 2 turns each; TTFA 100..199 ms in a, 500 ms in b."""
     targets = (TargetInfo("a", "eastus2", "m1", 10), TargetInfo("b", "westus", "m2", 10))
     rec = Recorder()
@@ -87,7 +87,7 @@ def _data(final: bool = True, min_samples: int = 1) -> RunData:
                            "kind": ["timeout", "timeout", "http_status"],
                            "code": ["turn_timeout", "turn_timeout", "429"]})
     tally = Tally.from_tables(turns, errors, targets, 2)
-    return RunData(targets, 2, rec, tally, final=final, min_samples=min_samples)
+    return RunData(targets, 2, rec, tally, final=final, min_turns=min_turns)
 
 
 def _check(text: str, data: RunData | None = None) -> tuple[bool, float | None]:
@@ -135,26 +135,79 @@ def test_premature_rate_counts_turns_answered_before_the_end_of_speech() -> None
 
 def test_a_budget_that_sees_nothing_fails() -> None:
     v = evaluate_one(parse_budget("ttfa.p95{region=nowhere} < 1s"), _data())
-    assert not v.passed and v.observed is None and "no target matches" in v.message
+    assert not v.passed and v.observed is None and v.observed_text == "no data"
+    assert v.message == ("ttfa.p95{region=nowhere} < 1s: matched no data (no target has "
+                         "region=nowhere; the run's targets: a (region eastus2, model m1); "
+                         "b (region westus, model m2)): cannot be checked, so it fails")
     v = evaluate_one(parse_budget("vad.p95 < 1s"), _data())
-    assert not v.passed and "no samples" in v.message
+    assert not v.passed and "matched no data (no vad sample)" in v.message
 
 
 def test_live_verdicts_are_certain_only_when_the_end_cannot_save_them() -> None:
-    live = _data(final=False, min_samples=50)
+    live = _data(final=False, min_turns=20)
     # errors only grow: already 1 > 0 allowed.
     assert evaluate_one(parse_budget("errors{code=429} == 0"), live).certain
     # 4 lost of 40 planned is already 10%: a 5% budget cannot be met any more...
     assert evaluate_one(parse_budget("error_rate < 5%"), live).certain
     # ...but 20% still can.
     assert not evaluate_one(parse_budget("error_rate < 20%"), live).certain
-    # b has only 10 TTFA samples (< min_samples 50): not judged yet; a has 100.
+    # b has completed 16 turns (< min_turns 20): not judged yet; a has completed 20.
     assert not evaluate_one(parse_budget("ttfa.p50{target=b} < 100ms"), live).certain
     assert evaluate_one(parse_budget("ttfa.p50{target=a} < 100ms"), live).certain
     # max can only grow; min can only fall.
     assert evaluate_one(parse_budget("ttfa.max{target=b} < 100ms"), live).certain
     assert evaluate_one(parse_budget("ttfa.min{target=b} > 600ms"), live).certain
     assert not evaluate_one(parse_budget("ttfa.min{target=b} < 100ms"), live).certain
+
+
+def test_live_percentiles_wait_for_completed_turns_not_for_samples() -> None:
+    """--abort-min-turns counts turns. The metric's own samples are no measure of how far the
+    run got: 50 sessions connect (50 connect samples) and the generator probes its loop every
+    10 ms (20 samples in 0.2 s) long before one turn has finished."""
+    targets = (TargetInfo("a", "local", "m", 50),)
+    rec = Recorder()
+    for _ in range(50):
+        rec.record_ms("a", "connect_ms", 300.0)
+    for v in range(500):  # 5 s of loop probes while the sessions connect: p99 40 ms
+        rec.record_ms(GENERATOR, LOOP_LAG, 40.0 if v % 50 == 0 else 1.0)
+        rec.record_ms("a", SEND_LATENESS, 30.0 if v % 50 == 0 else 0.5)
+    no_turns = Tally()
+    twenty_turns = Tally()
+    for _ in range(20):
+        twenty_turns.add_turn("a", "ok")
+    budgets = [parse_budget(t) for t in ("connect.p50 < 100ms", "loop_lag.p99 < 10ms",
+                                         "send_lateness.p99 < 20ms", "connect.mean < 100ms")]
+
+    def certain(tally: Tally, final: bool = False) -> list[bool]:
+        data = RunData(targets, 2, rec, tally, final=final, min_turns=20)
+        return [evaluate_one(b, data).certain for b in budgets]
+
+    assert certain(no_turns) == [False, False, False, False]
+    # 20 turns done: the target's percentiles and means are judged; the generator's are not
+    assert certain(twenty_turns) == [True, False, False, True]
+    # ...until the end, where every budget is judged on the whole run
+    assert certain(twenty_turns, final=True) == [True, True, True, True]
+    # the generator's max can only grow: over budget is certain at once
+    assert evaluate_one(parse_budget("loop_lag.max < 10ms"),
+                        RunData(targets, 2, rec, no_turns, final=False, min_turns=20)).certain
+
+
+@pytest.mark.parametrize(("stat", "needed"), [("p50", 20), ("p95", 100), ("p99", 500)])
+def test_a_live_percentile_needs_five_turns_beyond_it(stat: str, needed: int) -> None:
+    """The p99 of 20 turns is their maximum: one slow turn must not abort a run whose p99
+    over all its turns may still keep the budget. A percentile is judged live once it has five
+    samples beyond it (and --abort-min-turns turns, 20 here)."""
+    targets = (TargetInfo("a", "local", "m", 1000),)
+
+    def certain(turns: int) -> bool:
+        rec, tally = Recorder(), Tally()
+        for i in range(turns):
+            rec.record_ms("a", "ttfa_ms", 500.0 if i % 10 == 0 else 900.0)   # 90 % over it
+            tally.add_turn("a", "ok")
+        data = RunData(targets, 1, rec, tally, final=False, min_turns=20)
+        return evaluate_one(parse_budget(f"ttfa.{stat} < 800ms"), data).certain
+
+    assert not certain(needed - 1) and certain(needed)
 
 
 def test_budget_kind() -> None:

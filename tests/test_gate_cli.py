@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from rtbench.analysis.baseline import compare
+from rtbench.analysis.verdict import RUN_CHECK
 
 from conftest import rtbench_in_process
 from test_cli import rtbench
@@ -30,8 +31,10 @@ def junit_cases(path: Path) -> dict[str, ET.Element]:
 @pytest.mark.slow
 def test_passing_budgets_pass_and_write_junit_and_summary(fast_run: Path) -> None:
     cases = junit_cases(fast_run / "junit.xml")
-    # Scenario [budgets] first, then --budget, one test case each; no failures.
-    assert list(cases) == ["error_rate < 1%", "ttfa.p95 < 900ms", "ttfa.max{region=local} < 1s"]
+    # The run itself, then the scenario's [budgets], then --budget, one test case each; no
+    # failures.
+    assert list(cases) == [RUN_CHECK, "error_rate < 1%", "ttfa.p95 < 900ms",
+                           "ttfa.max{region=local} < 1s"]
     assert all(c.find("failure") is None for c in cases.values())
     assert (fast_run.parent.parent / "ci-junit.xml").read_text() == (fast_run / "junit.xml").read_text()
     doc = json.loads((fast_run / "summary.json").read_text())

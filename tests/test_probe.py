@@ -8,6 +8,9 @@ settle waits and real-time audio then cost no wall time), except one test marked
 from __future__ import annotations
 
 import functools
+import itertools
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -17,13 +20,13 @@ import pytest
 import trio.testing
 
 from rtbench.client import transport
-from rtbench.client.probe import explain, ladder, run_probe
+from rtbench.client.probe import SETTLE_S, RungResult, explain, ladder, run_probe
 from rtbench.client.workload import ChunkPlan, load_utterance, plan_chunks
 from rtbench.config.scenario import Scenario, Target
 from rtbench.sim import Dist, FaultPlan, Profile, SimServer
 from rtbench.sim.faults import rule_from_flag
 
-from conftest import memory_sim, running_sim
+from conftest import REPO, memory_sim, running_sim
 
 FAST = Profile(first_audio=Dist(600.0), response_audio_ms=200, realtime_factor=4.0)
 URL = "ws://sim.invalid/v1/realtime?model=m"  # dialled in memory
@@ -120,3 +123,59 @@ async def test_the_ladder_breaks_where_the_fault_plan_breaks(
     assert all(s.startswith("sess_") for s in failing.session_ids())
     assert f"'{rung}'" in explain(results)
     assert injected == {fault.split("=")[0]: round(2 * rate)}
+
+
+async def test_each_rung_is_reported_as_soon_as_it_is_done(
+        autojump_clock: trio.testing.MockClock, scenario: Scenario,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``on_rung`` gets every rung, in order, when that rung ends (not all at the end): the
+    connect rung is one session.created plus the 1.5 s settle wait, on the mock clock."""
+    reported: list[tuple[str, float, int]] = []
+    results: list[RungResult] = []
+
+    def on_rung(result: RungResult) -> None:
+        reported.append((result.rung.name, trio.current_time(), len(results)))
+
+    async with probe_sim(monkeypatch, FAST):
+        t0 = trio.current_time()
+        results = await run_probe(Target("sim", URL), ladder(scenario.session),
+                                  timer_plan(scenario.audio_dir), 1, 0, 20.0, on_rung=on_rung)
+        t_end = trio.current_time()
+    assert [name for name, _, _ in reported] == [r.rung.name for r in results]
+    times = [t - t0 for _, t, _ in reported]
+    assert SETTLE_S <= times[0] < SETTLE_S + 0.5
+    assert all(a < b for a, b in itertools.pairwise(times))
+    assert times[-1] == t_end - t0
+    assert all(done == 0 for _, _, done in reported)   # each came before run_probe returned
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_rtbench_probe_prints_each_rung_while_it_still_runs() -> None:
+    """The command streams: the connect rung's line is readable while the next rung (stalled
+    by the simulator: no response, so it waits out its 10 s bound) is still going."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rtbench", "probe", "--attempts", "1", "--retries", "0",
+         "--probe-timeout-s", "10s", "--sim-fault", "stall=1.0"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None
+        header = proc.stdout.readline()
+        assert header.startswith("probe local/sim-realtime (ws://127.0.0.1:")
+        assert "8 rungs, 1 fresh session each" in header
+        connect = proc.stdout.readline()
+        still_running = proc.poll() is None
+        rest = proc.stdout.read()
+        code = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert connect.split() == ["connect", "pass", "1", "try,", "fail/try", "0%,", "after",
+                               "retries", "0%"]
+    assert still_running, "the connect rung's line came only when the probe ended"
+    lines = rest.splitlines()
+    assert lines[0].split()[:2] == ["text", "FAIL"] and "timeout:probe_timeout x1" in lines[0]
+    assert lines[1].startswith("'text' (text output, no VAD: one text item + response.create) "
+                               "fails while 'connect' passes: timeout:probe_timeout x1")
+    assert code == 4

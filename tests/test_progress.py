@@ -131,6 +131,20 @@ def test_abort_on_fail_stops_a_run_whose_budget_is_broken(tmp_path: Path, run_si
     assert again.returncode == 4 and "FAIL ttfa.p50 < 100ms" in again.stdout
 
 
+@pytest.mark.slow
+def test_the_generators_loop_lag_never_aborts_a_run_early(tmp_path: Path, run_sim: RunSim) -> None:
+    """A loop-lag budget no run can meet (p99 under 1 µs) with --abort-on-fail: the run still
+    runs to its end (the loop is probed every 10 ms, so 20 samples arrived in the first 0.2 s
+    and used to abort it there), then the gate fails it on the whole run's p99."""
+    code, out, run = run_sim(tmp_path, "lag", 300, "--progress", "off",
+                             "--budget", "loop_lag.p99 < 1us", "--abort-on-fail")
+    assert code == 4, out
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and "aborted" not in manifest
+    assert "rtbench: aborting" not in out and "FAIL loop_lag.p99 < 1us: observed" in out
+    assert len((run / "turns.jsonl").read_text().splitlines()) == 8   # 4 sessions x 2 turns
+
+
 def test_abort_on_fail_needs_a_budget(tmp_path: Path) -> None:
     proc = rtbench_in_process("--sessions", "1", "--results", str(tmp_path), "--abort-on-fail")
     assert proc.returncode == 2 and "needs at least one budget" in proc.stderr

@@ -17,6 +17,20 @@ A budget that cannot be checked (no sample, no target matching its filters) fail
 passes because it saw nothing is worse than none. While a run is going, :func:`evaluate` with
 ``final=False`` also says whether a budget is *certainly* broken already (its final value can
 only land on the wrong side), which is what abort-on-fail acts on.
+
+A percentile or mean is never certain while the run goes; abort-on-fail treats it as broken
+once the targets it covers have completed ``min_turns`` turns (``--abort-min-turns``), the
+evidence the user chose. The unit is turns for every target metric, whether it is sampled per
+turn (TTFA) or per session (connect): a count of the metric's own samples would let a
+per-session metric abort on the connection burst alone. A percentile also needs five samples
+beyond it (p50: 10, p95: 100, p99: 500; :func:`~.bootstrap.min_samples_for_quantile`): the p99
+of 20 turns is their maximum, so one slow turn would abort a run whose p99 over all its turns
+keeps the budget.
+
+The generator's own health (:data:`GENERATOR_HEALTH`: event-loop lag, probed every 10 ms, and
+chunk send lateness, one sample per chunk) is never judged early: its samples pile up fastest
+exactly while sessions connect, the one moment its tail is worst, so an early p99 says how the
+start went, not how the run will end. Those budgets are judged on the whole run.
 """
 
 from __future__ import annotations
@@ -32,15 +46,25 @@ import pandas as pd
 
 from ..config.files import read_toml
 from ..config.scenario import ConfigError
-from ..metrics.recorder import ALL_METRICS, GENERATOR, LOOP_LAG, Recorder, new_histogram
+from ..metrics.recorder import (
+    ALL_METRICS,
+    GENERATOR,
+    LOOP_LAG,
+    SEND_LATENESS,
+    Recorder,
+    new_histogram,
+)
 from ..metrics.tallies import Tally, TargetInfo, not_run_turns
 from ..metrics.units import LATENCY_UNITS_MS
+from .bootstrap import min_samples_for_quantile
 
 LATENCIES = (*ALL_METRICS, LOOP_LAG)
 RATES = ("error_rate", "session_error_rate", "premature_rate")
 COUNTS = ("turns", "turns_ok", "turns_failed", "errors", "sessions_with_errors")
 TARGET_KEYS = ("region", "model", "target")
 ERROR_KEYS = ("code", "phase", "kind")
+#: The generator's health, not the target's: percentiles judged on the whole run only.
+GENERATOR_HEALTH = (LOOP_LAG, SEND_LATENESS)
 _OP_RE = re.compile(r"<=|>=|==|<|>")
 _NAME_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\.(.+?))?\s*(?:\{(.*)\})?$")
 _STAT_RE = re.compile(r"^p\(?(\d+(?:\.\d+)?)\)?$")
@@ -199,7 +223,7 @@ class RunData:
     recorder: Recorder
     tally: Tally
     final: bool = True                       # False while the run is still going
-    min_samples: int = 1                     # live: no percentile verdict on fewer samples
+    min_turns: int = 1                       # live: no percentile verdict on fewer turns done
 
     @classmethod
     def from_manifest(cls, manifest: Mapping[str, Any], turns: pd.DataFrame, errors: pd.DataFrame,
@@ -271,7 +295,7 @@ def _observe(budget: Budget, data: RunData) -> tuple[float | None, float, float,
     else:
         matched = [t for t in data.targets if t.matches(budget.target_filters())]
         if not matched:
-            return None, -inf, inf, 0, "no target matches the filters"
+            return None, -inf, inf, 0, _no_target(budget, data.targets)
         names = [t.name for t in matched]
     if budget.kind == "latency" or budget.stat == "count":
         hist = new_histogram()
@@ -281,7 +305,7 @@ def _observe(budget: Budget, data: RunData) -> tuple[float | None, float, float,
         if budget.stat == "count":
             return float(n), float(n), (float(n) if data.final else inf), n, ""
         if n == 0:
-            return None, -inf, inf, 0, "no samples"
+            return None, -inf, inf, 0, f"no {budget.metric.removesuffix('_ms')} sample"
         stat = budget.stat
         if stat == "max":
             v = hist.get_max_value() / 1000.0
@@ -291,7 +315,7 @@ def _observe(budget: Budget, data: RunData) -> tuple[float | None, float, float,
             return v, (v if data.final else -inf), v, n, ""
         v = (hist.get_mean_value() if stat == "mean"
              else hist.get_value_at_percentile(float(str(stat)[1:]))) / 1000.0
-        if data.final or n >= data.min_samples:
+        if data.final or _enough_evidence(budget, data, names, n):
             return v, v, v, n, ""
         return v, -inf, inf, n, ""
     tallies = [data.tally.of(name) for name in names]
@@ -333,13 +357,28 @@ def _observe(budget: Budget, data: RunData) -> tuple[float | None, float, float,
     return float(n), n, (n if data.final else inf), rows, ""
 
 
+def _enough_evidence(budget: Budget, data: RunData, names: Sequence[str], samples: int) -> bool:
+    """Live: may a percentile or mean of ``budget`` over ``samples`` values be taken as the
+    run's own? Only once the targets it covers completed ``min_turns`` turns and a percentile
+    has five samples beyond it, and never for the generator's health (see the module
+    docstring)."""
+    if budget.metric in GENERATOR_HEALTH:
+        return False
+    q = float(str(budget.stat)[1:]) / 100.0 if str(budget.stat).startswith("p") else None
+    if q is not None and q < 1.0 and samples < min_samples_for_quantile(q):
+        return False
+    return sum(data.tally.of(name).turns_ok for name in names) >= data.min_turns
+
+
 def evaluate_one(budget: Budget, data: RunData) -> Verdict:
     observed, lo, hi, samples, why = _observe(budget, data)
     limit_text = f"{budget.op} {format_value(budget, budget.limit)}"
     label = budget.text
     if observed is None:
-        return Verdict(label, False, None, limit_text, f"{label}: {why}, cannot be checked",
-                       samples, certain=False)
+        # Failed, never skipped: a gate that passes because it saw nothing is worse than none.
+        return Verdict(label, False, None, limit_text,
+                       f"{label}: matched no data ({why}): cannot be checked, so it fails",
+                       samples, certain=False, observed_text="no data")
     passed = _holds(budget.op, observed, budget.limit)
     certain = (not passed) if data.final else _certainly_broken(budget.op, lo, hi, budget.limit)
     shown = format_value(budget, observed)
@@ -347,6 +386,14 @@ def evaluate_one(budget: Budget, data: RunData) -> Verdict:
     return Verdict(label, passed, observed, limit_text,
                    f"{label}: observed {shown}, limit {limit_text} ({verb}, n={samples})",
                    samples, certain=certain, observed_text=shown)
+
+
+def _no_target(budget: Budget, targets: Sequence[TargetInfo]) -> str:
+    """Why a budget's filters match nothing: what they asked for and what the run had, so a
+    typo'd region (or a budget written for other targets) is plain to see."""
+    wanted = ", ".join(f"{k}={v}" for k, v in budget.target_filters().items())
+    had = "; ".join(f"{t.name} (region {t.region}, model {t.model})" for t in targets) or "none"
+    return f"no target has {wanted}; the run's targets: {had}"
 
 
 def evaluate(budgets: Iterable[Budget], data: RunData) -> list[Verdict]:

@@ -1,7 +1,7 @@
 """JUnit XML for CI systems: one test case per check, a failure carries observed vs limit.
 
 CI servers (GitHub Actions reporters, GitLab, Jenkins) all read this dialect: ``testsuites``
-holding one ``testsuite`` per group of checks (budgets, baseline).
+holding one ``testsuite`` per group of checks (run, budgets, baseline), in the order given.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ def junit_xml(verdicts: Sequence[Verdict], run_id: str, timestamp: str = "") -> 
     """The XML document (UTF-8 text) for ``verdicts``, grouped by ``Verdict.group``."""
     root = ET.Element("testsuites", name=f"rtbench {run_id}", tests=str(len(verdicts)),
                       failures=str(sum(not v.passed for v in verdicts)))
-    ordered = sorted(verdicts, key=lambda v: v.group)
+    groups = list(dict.fromkeys(v.group for v in verdicts))
+    ordered = sorted(verdicts, key=lambda v: groups.index(v.group))
     for group, items in groupby(ordered, key=lambda v: v.group):
         cases = list(items)
         suite = ET.SubElement(root, "testsuite", name=f"rtbench.{group}", tests=str(len(cases)),

@@ -114,6 +114,36 @@ def judge(run_dir: Path, cfg: GateConfig) -> GateResult:
                       manifest.get("stopped_by"))
 
 
+#: The JUnit test case of the run itself (group ``run``).
+RUN_CHECK = "run completed with turns measured"
+
+
+def run_verdict(result: GateResult) -> Verdict:
+    """The run itself as a check, failing exactly when the exit code says the run failed for
+    a reason of its own (nothing measured, aborted, stopped early). JUnit readers take a file
+    with no test case for "no tests ran", so a run with no budgets must still say how it went."""
+    if result.aborted or result.status == "aborted":
+        why = "; ".join((result.aborted or {}).get("messages", [])) or "a budget was broken"
+        return Verdict(RUN_CHECK, False, None, "status complete",
+                       f"run aborted by --abort-on-fail: {why}", result.measured, group="run",
+                       observed_text="aborted")
+    if result.measured == 0:
+        return Verdict(RUN_CHECK, False, 0.0, "status complete",
+                       f"nothing was measured: no turn completed (status {result.status}, "
+                       f"exit {EXIT_NOTHING_MEASURED}; errors.jsonl says why)", 0, group="run",
+                       observed_text="0 turns")
+    why = f" ({result.reason})" if result.reason else ""
+    if not result.complete and not result.allow_partial:
+        return Verdict(RUN_CHECK, False, float(result.measured), "status complete",
+                       f"run status {result.status}{why}: its {result.measured} turns cover part "
+                       f"of the plan (exit {EXIT_INCOMPLETE}; --allow-partial accepts it)",
+                       result.measured, group="run", observed_text=f"status {result.status}")
+    accepted = "" if result.complete else ", accepted by --allow-partial"
+    return Verdict(RUN_CHECK, True, float(result.measured), "status complete",
+                   f"run {result.status}{why}{accepted}: {result.measured} turns measured",
+                   result.measured, group="run", observed_text=f"status {result.status}")
+
+
 def summary_document(run_dir: Path, result: GateResult) -> dict[str, Any]:
     csv = run_dir / SUMMARY_CSV
     groups = pd.read_csv(csv).to_dict("records") if csv.exists() else []
@@ -133,9 +163,10 @@ def summary_document(run_dir: Path, result: GateResult) -> dict[str, Any]:
 
 def write_outputs(run_dir: Path, result: GateResult, junit_paths: Sequence[Path | None] = (),
                   json_paths: Sequence[Path | None] = ()) -> None:
-    """Write JUnit XML and the summary JSON to each path given (``None`` entries are skipped)."""
+    """Write JUnit XML (the run's own check, then every budget and baseline check) and the
+    summary JSON to each path given (``None`` entries are skipped)."""
     now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
-    xml = junit_xml(result.verdicts, result.run_id, now)
+    xml = junit_xml([run_verdict(result), *result.verdicts], result.run_id, now)
     doc = orjson.dumps(summary_document(run_dir, result),
                        option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
     for path in junit_paths:

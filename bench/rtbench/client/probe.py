@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import NoReturn
 
@@ -296,9 +296,14 @@ async def _attempt(target: Target, rung: Rung, plan: ChunkPlan, timeout_s: float
 
 
 async def run_probe(target: Target, rungs: Sequence[Rung], plan: ChunkPlan, attempts: int,
-                    retries: int, timeout_s: float, stop_at_failure: bool = True
-                    ) -> list[RungResult]:
-    """Climb the ladder; stop after the first rung that fails (unless told otherwise)."""
+                    retries: int, timeout_s: float, stop_at_failure: bool = True,
+                    on_rung: Callable[[RungResult], None] | None = None) -> list[RungResult]:
+    """Climb the ladder; stop after the first rung that fails (unless told otherwise).
+
+    ``on_rung`` gets each rung's result as soon as that rung is done: a rung takes seconds
+    (fresh sessions, a settle wait, speech in real time), the whole ladder minutes, and a
+    probe that says nothing until the end looks hung.
+    """
     results = []
     for rung in rungs:
         result = RungResult(rung)
@@ -313,6 +318,8 @@ async def run_probe(target: Target, rungs: Sequence[Rung], plan: ChunkPlan, atte
             if tries[-1].phase == "handshake":
                 break  # no session at all: the rest of the ladder cannot run
         results.append(result)
+        if on_rung is not None:
+            on_rung(result)
         if not result.passed and stop_at_failure:
             break
     return results

@@ -37,8 +37,9 @@ class Embedded:
     def target(self, base_url: str, ca_file: str | None = None) -> Target:
         path = ("/openai/realtime?api-version=2025-04-01-preview&deployment=" + self.model
                 if self.dialect is Dialect.BETA else "/v1/realtime?model=" + self.model)
-        return Target(name=self.name or f"local/{self.model}", url=base_url + path,
-                      dialect=self.dialect, region=self.region or "local", model=self.model,
+        region = self.region or "local"
+        return Target(name=self.name or f"{region}/{self.model}", url=base_url + path,
+                      dialect=self.dialect, region=region, model=self.model,
                       ca_file=ca_file, proxy=url_proxy(base_url, self.proxy))
 
 
@@ -52,7 +53,8 @@ def add_destination_args(p: argparse.ArgumentParser) -> None:
                    help="event names --url (or the embedded simulator) speaks: ga (the GA "
                         "Realtime API, default) or beta (OpenAI beta / Azure preview)")
     p.add_argument("--name", default=None, help="target name (default: region/model)")
-    p.add_argument("--region", default=None, help="region label (default 'local')")
+    p.add_argument("--region", default=None,
+                   help="region label of --url or the embedded simulator (default 'local')")
     p.add_argument("--model", default=None, help="model/deployment label")
     add_target_args(p)
     add_profile_args(p, "sim-")

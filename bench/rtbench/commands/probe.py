@@ -4,12 +4,12 @@ ladder of session configurations); prints the failing step, error codes and ``se
 from __future__ import annotations
 
 import argparse
+import functools
 from dataclasses import dataclass
 
-import pandas as pd
 import trio
 
-from ..client.probe import explain, ladder, run_probe
+from ..client.probe import RungResult, explain, ladder, run_probe
 from ..client.workload import load_utterance, plan_chunks
 from ..config.scenario import ConfigError
 from ..process.exitcodes import EXIT_GATE_FAILED, EXIT_OK
@@ -58,18 +58,34 @@ def handle(ns: argparse.Namespace) -> int:
     worst = EXIT_OK
     with open_destination(destination) as targets:
         for target in targets:
-            results = trio.run(run_probe, target, rungs, plan, probing.attempts, probing.retries,
-                               probing.timeout_s, probing.stop_at_failure)
-            table = pd.DataFrame([{
-                "rung": r.rung.name, "passed": r.passed,
-                "tries": len(r.tries), "fail/try": f"{r.failure_rate:.0%}",
-                "fail after retries": f"{r.failure_rate_with_retries:.0%}",
-                "errors": ", ".join(f"{c} x{n}" for c, n in r.codes().most_common()) or "-",
-                "session ids": ", ".join(r.session_ids()[:3]) or "-",
-            } for r in results])
-            print(f"probe {target.name} ({target.url.split('?')[0]}, {target.dialect}):")
-            print(table.to_string(index=False))
-            print(explain(results))
+            print(f"probe {target.name} ({target.url.split('?')[0]}, {target.dialect}): "
+                  + describe(probing, len(rungs)), flush=True)
+            results = trio.run(functools.partial(
+                run_probe, target, rungs, plan, probing.attempts, probing.retries,
+                probing.timeout_s, probing.stop_at_failure,
+                on_rung=lambda r: print(rung_line(r), flush=True)))
+            print(explain(results), flush=True)
             if not all(r.passed for r in results):
                 worst = EXIT_GATE_FAILED
     return worst
+
+
+def describe(probing: Probing, rungs: int) -> str:
+    sessions = _count(probing.attempts, "fresh session", "fresh sessions")
+    retried = (f", a failed one retried up to {_count(probing.retries, 'time', 'times')}"
+               if probing.retries else "")
+    return f"{rungs} rungs, {sessions} each{retried}"
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def rung_line(result: RungResult) -> str:
+    """One rung as soon as it is done: verdict, failure rates, error codes, session ids."""
+    line = (f"  {result.rung.name:<16} {'pass' if result.passed else 'FAIL'}  "
+            f"{_count(len(result.tries), 'try', 'tries')}, fail/try {result.failure_rate:.0%}, "
+            f"after retries {result.failure_rate_with_retries:.0%}")
+    codes = ", ".join(f"{c} x{n}" for c, n in result.codes().most_common())
+    ids = ", ".join(result.session_ids()[:3])
+    return line + (f": {codes}" if codes else "") + (f" ({ids})" if ids else "")

@@ -46,10 +46,12 @@ from .runflags import (
 HELP = "run a benchmark (the default command)"
 
 
-def add_arguments(run: argparse.ArgumentParser, outputs: bool = True) -> None:
+def add_arguments(run: argparse.ArgumentParser, outputs: bool = True, sessions: bool = True) -> None:
     """Every flag of ``run``; ``sweep`` takes them too, but for the per-run outputs
-    (``outputs=False``: no ``--junit``, ``--summary-json``, ``--no-report``)."""
-    add_sessions_arg(run)
+    (``outputs=False``: no ``--junit``, ``--summary-json``, ``--no-report``) and its own
+    ``--sessions`` (``sessions=False``)."""
+    if sessions:
+        add_sessions_arg(run)
     add_scenario_args(run)
     add_output_args(run)
     add_destination_args(run)

@@ -25,9 +25,12 @@ from .argtypes import MILLISECONDS, SECONDS
 from .bundled import DEFAULT_SCENARIO
 from .serve import check_writable
 
+#: Concurrent sessions of a run given no --sessions (and the open model's cap).
+DEFAULT_SESSIONS = 10
 
-def add_sessions_arg(p: argparse.ArgumentParser, default: int = 10, text: str = "concurrent sessions"
-                     ) -> None:
+
+def add_sessions_arg(p: argparse.ArgumentParser, default: int = DEFAULT_SESSIONS,
+                     text: str = "concurrent sessions") -> None:
     p.add_argument("--sessions", type=int, default=default, help=f"{text} (default {default})")
 
 
@@ -162,8 +165,10 @@ def add_live_args(p: argparse.ArgumentParser, abort: bool = True) -> None:
         g.add_argument("--abort-on-fail", action="store_true",
                        help="stop early once a budget is certainly broken")
         g.add_argument("--abort-min-turns", type=int, default=20, metavar="N",
-                       help="samples a percentile budget needs before it may abort the run "
-                            "(default 20)")
+                       help="turns the targets of a percentile or mean budget must have "
+                            "completed before it may abort the run (default 20; a percentile "
+                            "also needs 5 samples beyond it: p95 100, p99 500; the generator's "
+                            "loop_lag and send_lateness never abort early)")
     g.add_argument("--progress", choices=["auto", "rich", "plain", "off"], default="auto",
                    help="live progress on stderr (auto: rich on a terminal, else a line every 5 s)")
     g.add_argument("--hlog-interval-s", type=SECONDS, default=5.0, metavar="DURATION",

@@ -17,15 +17,19 @@ from ..orchestrate.execute import new_run_id
 from ..process.exitcodes import EXIT_GATE_FAILED, EXIT_OK
 from . import run
 from .destination import open_destination
+from .runflags import DEFAULT_SESSIONS
 
 HELP = "find the largest load that keeps the budgets (step up, then bisect)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    run.add_arguments(p, outputs=False)
+    run.add_arguments(p, outputs=False, sessions=False)
     g = p.add_argument_group("sweep")
     g.add_argument("--over", choices=["sessions", "rate"], default="sessions",
                    help="what to raise: closed-model sessions, or open-model arrival rate (/s)")
+    g.add_argument("--sessions", type=int, default=None,
+                   help="--over rate only: the open model's cap on concurrent sessions (default "
+                        f"{DEFAULT_SESSIONS}); --over sessions runs --start .. --max per level")
     g.add_argument("--start", type=int, default=5, help="first level (default 5)")
     g.add_argument("--factor", type=float, default=2.0, help="step-up factor (default 2)")
     g.add_argument("--max", type=int, default=200, dest="maximum", help="highest level (default 200)")
@@ -34,6 +38,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def handle(ns: argparse.Namespace) -> int:
+    if ns.over == "sessions" and (ns.sessions is not None or ns.sessions_per_target is not None):
+        given = "--sessions" if ns.sessions is not None else "--sessions-per-target"
+        raise ConfigError(f"{given} has no effect on sweep --over sessions: each level's sessions "
+                          "are the level (--start, --factor, --max)")
+    if ns.sessions is None:
+        ns.sessions = DEFAULT_SESSIONS
     opts = run.run_options(ns)
     if not opts.gate.budgets:
         raise ConfigError("sweep needs budgets (--budget, --budgets or [budgets] in the scenario)")

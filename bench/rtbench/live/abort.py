@@ -2,8 +2,9 @@
 
 Counts and rates abort the moment their final value can no longer meet the budget (an error
 count already past the limit, an error rate whose lost turns alone exceed it). Percentiles and
-means are never certain, so they abort only once the metric has ``min_samples`` samples and is
-over budget: the user chooses how much evidence is enough.
+means are never certain, so they abort only once the targets they cover have completed
+``min_turns`` turns and are over budget: the user chooses how much evidence is enough. The
+generator's own loop lag and send lateness never abort early (``analysis.gate`` says why).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from .watcher import Watcher
 CHECK_EVERY_S = 0.25
 
 
-def abort_watcher(budgets: Sequence[Budget], min_samples: int,
+def abort_watcher(budgets: Sequence[Budget], min_turns: int,
                   stream: TextIO = sys.stderr, every_s: float = CHECK_EVERY_S) -> Watcher:
     async def watch(store: RunStore, progress: RunProgress, scope: trio.CancelScope) -> None:
         targets = targets_from_manifest(store.manifest)
@@ -31,7 +32,7 @@ def abort_watcher(budgets: Sequence[Budget], min_samples: int,
         while True:
             await trio.sleep(every_s)
             data = RunData(targets, tps, store.recorder, progress.tally, final=False,
-                           min_samples=min_samples)
+                           min_turns=min_turns)
             broken = [v for v in evaluate(budgets, data) if v.certain]
             if broken:
                 t_s = round(trio.current_time() - t0, 3)

@@ -51,7 +51,7 @@ def probing_from(ns: argparse.Namespace) -> Probing:
 
 def handle(ns: argparse.Namespace) -> int:
     probing = probing_from(ns)
-    sc = scenario_from(ns.scenario, None, ns.chunk_ms)
+    sc = scenario_from(ns.scenario, None, ns.chunk_ms, ns.reasoning_effort)
     destination = destination_from(ns)
     plan = plan_chunks(load_utterance(sc.audio_dir / f"{sc.utterances[0]}.wav"), sc.chunk_ms)
     rungs = ladder(sc.session)

@@ -165,6 +165,7 @@ class ClientSession:
         self.clock = clock
         self.target = target
         self.scenario = scenario
+        self.session_config = scenario.session_for(target)  # the target's effort over the scenario's
         self.plans = plans
         self.sink = sink
         self.run_t0 = run_t0
@@ -323,7 +324,7 @@ class ClientSession:
             await self._session_created.wait()
         self._check_alive()
         try:
-            ws.send_text(self.conversation.configure(sc.session).wire)
+            ws.send_text(self.conversation.configure(self.session_config).wire)
         except ConnectionClosed as exc:
             self._closed(exc.reason)
             raise SessionEnded from None
@@ -349,7 +350,7 @@ class ClientSession:
             utterance=plan.utterance.name, t_start_s=self.clock() - self.run_t0,
             chunk_ms=sc.chunk_ms, speech_end_ms=plan.utterance.speech_end_ms,
             connect_ms=self.connect_ms, session_created_ms=self.session_created_ms,
-            turn_mode=sc.turn_mode,
+            turn_mode=sc.turn_mode, effort=self.session_config.reasoning_effort,
         )
         conv = self.conversation
         turn = _Turn(turn_idx, plan, conv.begin_turn(record, manual=sc.turn_mode == "manual"))

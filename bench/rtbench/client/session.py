@@ -353,7 +353,8 @@ class ClientSession:
             turn_mode=sc.turn_mode, effort=self.session_config.reasoning_effort,
         )
         conv = self.conversation
-        turn = _Turn(turn_idx, plan, conv.begin_turn(record, manual=sc.turn_mode == "manual"))
+        turn = _Turn(turn_idx, plan, conv.begin_turn(record, manual=sc.turn_mode == "manual",
+                                                     spoken=True))
         marks: dict[int, list[Callable[[float], None]]] = {
             plan.eos_chunk: [partial(conv.eos_sent, turn_idx)]}
         if interrupting is not None:
@@ -393,6 +394,10 @@ class ClientSession:
             return barging  # the user is already speaking: no think time
         # Keep the line open like a microphone: trailing silence after speech, then think time.
         t_eos = tracker.t_eos if tracker.t_eos is not None else trio.current_time()
+        if tracker.t_eos is None and self.source.plan is turn.plan:
+            # ended before the user finished (an early answer, an error): the utterance is
+            # still being sent; the next one starts only after it, as a person would
+            t_eos += max(0, turn.plan.eos_chunk + 1 - self.source.index) * sc.chunk_ms / 1000.0
         resume = max(trio.current_time() + sc.think_time_ms / 1000.0,
                      t_eos + sc.trailing_silence_ms / 1000.0)
         await trio.sleep_until(resume)

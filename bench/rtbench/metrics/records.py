@@ -70,7 +70,7 @@ class ErrorRecord:
     turn_idx: int | None
     phase: str            # connect | session | turn
     kind: str  # http_status | connect | error_event | response_failed | no_audio | close | timeout
-    #            | protocol
+    #            | protocol | idle_timeout (benign: the server answered an idle timeout)
     code: str | None
     message: str
     t_s: float            # seconds since run start

@@ -50,7 +50,9 @@ played (§3.6). :meth:`Conversation.end_turn` finalizes the record and names its
 ``timeout`` (saying how far the turn got), ``error_event`` (an ``error`` ended it),
 ``response_failed`` (``response.done`` not completed), ``no_audio`` (completed, but nothing
 audible although the session asked for audio, §10.3), or none when the connection's close
-(already recorded) is what cut it.
+(already recorded) is what cut it. ``input_audio_buffer.timeout_triggered`` (``idle_timeout_ms``,
+§3.4) is a benign ``idle_timeout`` row; the response it triggers, like any response created
+while no turn could take it, is claimed by no turn.
 """
 
 from __future__ import annotations

@@ -3,7 +3,10 @@
 The session hands every received event with the time it was stamped (before parsing) and the
 send time of the chunk holding the last speech sample (``T_eos``). The tracker attributes
 events to this turn's response (the first ``response.created`` after the turn began; deltas of
-any other response are ignored) and derives the latencies of protocol reference §7.2.
+any other response are ignored) and derives the latencies of protocol reference §7.2. A
+response that answered only part of the utterance (the server's VAD ended the turn in a pause:
+cancelled by the rest of the speech, or over before ``T_eos``) is replaced by the next one, the
+turn flagged ``premature`` (§3.4, :meth:`TurnTracker._answer_again`).
 """
 
 from __future__ import annotations

@@ -54,10 +54,10 @@ def handle(ns: argparse.Namespace) -> int:
     sc = scenario_from(ns.scenario, None, ns.chunk_ms, ns.reasoning_effort)
     destination = destination_from(ns)
     plan = plan_chunks(load_utterance(sc.audio_dir / f"{sc.utterances[0]}.wav"), sc.chunk_ms)
-    rungs = ladder(sc.session)
     worst = EXIT_OK
     with open_destination(destination) as targets:
         for target in targets:
+            rungs = ladder(sc.session_for(target))  # the target's reasoning effort, if any
             results = trio.run(run_probe, target, rungs, plan, probing.attempts, probing.retries,
                                probing.timeout_s, probing.stop_at_failure)
             table = pd.DataFrame([{

@@ -257,10 +257,6 @@ class Conversation:
         handler = _HANDLERS.get(event.type)
         if handler is not None:
             handler(self, event, t)
-        created = event.type == EventType.RESPONSE_CREATED
-        if created and self._idle_timeout_pending:
-            self._idle_timeout_pending = False  # the server's own response to the idle timeout
-            self._claim(event)
         for turn in self.turns:
             tracker = turn.tracker
             had_audio, finished = tracker.t_first_audio is not None, tracker.finished
@@ -272,18 +268,22 @@ class Conversation:
                 self._queue.append(ResponseEnded(turn.idx))
             if not truncated and tracker.record.truncated:
                 self._queue.append(Truncated(turn.idx))
-        if created:
-            # A response no turn took when it was created (the rest of an utterance split at a
-            # pause, answered after its turn ended; an idle-timeout reply) is nobody's: a turn
-            # that starts later must not take its response.done for its own.
-            self._claim(event)
         return True
 
-    def _claim(self, event: Event) -> None:
-        response = event.get("response")
-        rid = response.get("id") if isinstance(response, Mapping) else None
-        if isinstance(rid, str):
-            self._claimed.add(rid)
+    def _on_response_created(self, event: Event, t: float) -> None:
+        """Claim, before the turns see it, a response no turn may take: the one an idle
+        timeout triggered, and one created while no turn waits for a response (the answer to
+        the rest of an utterance split at a pause, after its turn ended). A turn that starts
+        later must not take its ``response.done`` for its own. (A turn takes a response when
+        it has none yet and is not finished: exactly the turns ``waiting`` looks for.)"""
+        idle, self._idle_timeout_pending = self._idle_timeout_pending, False
+        waiting = any(turn.tracker.record.response_id is None and not turn.tracker.finished
+                      for turn in self.turns)
+        if idle or not waiting:
+            response = event.get("response")
+            rid = response.get("id") if isinstance(response, Mapping) else None
+            if isinstance(rid, str):
+                self._claimed.add(rid)
 
     def _on_session_created(self, event: Event, t: float) -> None:
         if self._advance(EventType.SESSION_CREATED):
@@ -481,4 +481,5 @@ _HANDLERS: dict[str, Callable[[Conversation, Event, float], None]] = {
     EventType.ERROR: Conversation._on_error,
     EventType.SPEECH_STARTED: Conversation._on_speech_started,
     EventType.INPUT_AUDIO_TIMEOUT: Conversation._on_timeout_triggered,
+    EventType.RESPONSE_CREATED: Conversation._on_response_created,
 }

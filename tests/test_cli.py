@@ -66,7 +66,7 @@ def test_rtbench_sessions_5_runs_against_the_embedded_simulator(tmp_path: Path,
     assert 699 <= summary.loc[0, "ttfa_ms_p50"] < 1700
     turns = pd.read_parquet(run / "turns.parquet")
     assert len(turns) == 5 and set(turns["region"]) == {"local"}
-    assert "TTFA p50" in proc.stdout and str(run) in proc.stdout
+    assert "TTFA p50/95" in proc.stdout and str(run) in proc.stdout
 
 
 @pytest.mark.integration

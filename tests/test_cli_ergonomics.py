@@ -121,6 +121,9 @@ def one_line_error(*args: str) -> str:
     (["--retry-backoff=-1s"], "argument --retry-backoff: must not be negative"),
     (["--hlog-interval-s", "-2"], "argument --hlog-interval-s: must not be negative"),
     (["--sessions", "0"], "--sessions must be at least 1"),
+    (["--reasoning-effort", "max"], "argument --reasoning-effort: invalid choice: 'max'"),
+    (["--dialect", "beta", "--reasoning-effort", "low"],
+     "session.reasoning.effort exists only in the GA protocol"),
     (["run", "stray"], "unexpected argument 'stray'"),
     (["gate"], "the following arguments are required: RUN"),
 ])

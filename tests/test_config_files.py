@@ -46,7 +46,17 @@ AUDIO = Path(__file__).resolve().parent.parent / "workloads" / "audio"
     ("session.turn_detection", 'eagerness = "eager"', "must be one of 'low', 'medium'"),
     ("session.turn_detection", "silence_duration_ms = -1", "must be within 0..60000"),
     ("session.turn_detection", "silence_duration_ms = 1e300", "must be int"),
-    ("session.turn_detection", "idle_timeout_ms = -1", "must be at least 0"),
+    ("session.turn_detection", "idle_timeout_ms = -1", "must be within 0..3600000"),
+    ("session.turn_detection", 'type = "semantic_vad"\nidle_timeout_ms = 5000',
+     "idle_timeout_ms is for type \"server_vad\" only"),
+    ("session.reasoning", 'effort = "maximal"',
+     "session.reasoning.effort must be one of 'minimal', 'low', 'medium', 'high', 'xhigh'"),
+    ("session.reasoning", 'level = "low"', "session.reasoning: unknown key 'level'"),
+    ("session", 'reasoning = "low"', "session.reasoning must be a table"),
+    ("session", 'noise_reduction = "studio"', "must be one of 'near_field', 'far_field'"),
+    ("session.noise_reduction", "strength = -0.5", "noise_reduction.strength must be at least 0"),
+    ("session.noise_reduction", 'strength = "max"', "noise_reduction.strength must be float"),
+    ("session.noise_reduction", "level = 1", "unknown key 'level'"),
     ("session.turn_detection", 'type = "vad"', "must be one of 'server_vad'"),
 ])
 def test_each_bad_scenario_value_is_one_line(tmp_path: Path, table: str, line: str, says: str) -> None:
@@ -69,6 +79,14 @@ def test_every_accepted_session_key_reaches_the_session(tmp_path: Path) -> None:
     session = load_scenario(path).session
     assert session.max_output_tokens == 300
     assert session.turn_detection is not None and session.turn_detection.idle_timeout_ms == 6000
+    assert (session.reasoning_effort, session.noise_reduction_strength) == (None, None)
+    path.write_text(f'[scenario]\naudio_dir = "{AUDIO}"\nutterances = ["en_timer"]\n'
+                    '[session.reasoning]\neffort = "low"\n'
+                    '[session.noise_reduction]\ntype = "far_field"\nstrength = 0.5\n',
+                    encoding="utf-8")
+    session = load_scenario(path).session
+    assert (session.reasoning_effort, session.noise_reduction,
+            session.noise_reduction_strength) == ("low", "far_field", 0.5)
 
 
 def test_a_missing_baseline_is_refused_before_anything_runs(tmp_path: Path) -> None:

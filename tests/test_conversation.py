@@ -481,3 +481,84 @@ def test_a_typed_prompt_has_no_end_of_speech_to_answer_before() -> None:
     rec = conv.end_turn(0)[-1]
     assert isinstance(rec, TurnEnded)
     assert (rec.record.status, rec.record.premature, rec.record.ttfa_ms) == ("ok", False, None)
+
+
+def test_a_response_cancelled_by_the_rest_of_the_utterance_is_followed_by_the_turns_answer() -> None:
+    conv = ready()
+    conv.begin_turn(record(), spoken=True)
+    # the server's VAD ended the turn in a pause and answered; the user went on speaking, so
+    # it cancelled that response (turn_detected) and answers again after the whole utterance
+    actions = feed(conv, (ev(EventType.SPEECH_STOPPED, audio_end_ms=900), 0.75),
+                   (response_created("resp_1"), 0.75), (ev(EventType.SPEECH_STARTED), 0.875),
+                   (done("resp_1", "cancelled", type="cancelled", reason="turn_detected"), 0.875))
+    assert actions == []  # not the end of the turn
+    conv.eos_sent(0, 1.0)
+    actions = feed(conv, (ev(EventType.SPEECH_STOPPED), 1.25), (response_created("resp_2"), 1.25),
+                   (audio("resp_2"), 1.5), (done("resp_2"), 1.75))
+    assert actions == [FirstAudio(0), ResponseEnded(0)]
+    (ended,) = conv.end_turn(0)
+    assert isinstance(ended, TurnEnded)
+    r = ended.record
+    assert (r.status, r.premature, r.response_id, r.response_status) == (
+        "ok", True, "resp_2", "completed")
+    # measured on the answer, from T_eos; the first speech_stopped (too early) is the VAD's
+    assert (r.ttfb_ms, r.response_done_ms, r.vad_ms, r.output_audio_ms) == (
+        500.0, 750.0, -250.0, 100.0)
+
+
+def test_an_answer_over_before_the_end_of_speech_is_followed_only_in_a_spoken_turn() -> None:
+    conv = ready()
+    conv.begin_turn(record(), spoken=True)
+    assert feed(conv, (ev(EventType.SPEECH_STOPPED), 0.5), (response_created("resp_1"), 0.5),
+                (audio("resp_1"), 0.625), (done("resp_1"), 0.75)) == [FirstAudio(0)]
+    conv.eos_sent(0, 1.0)
+    feed(conv, (response_created("resp_2"), 1.25), (audio("resp_2"), 1.5), (done("resp_2"), 1.75))
+    (ended,) = conv.end_turn(0)
+    assert isinstance(ended, TurnEnded)
+    assert (ended.record.response_id, ended.record.premature, ended.record.ttfb_ms) == (
+        "resp_2", True, 500.0)
+    # the probe's speech stamps no T_eos: its turn is the first response
+    probe = ready()
+    probe.begin_turn(record())
+    assert feed(probe, (response_created("resp_1"), 0.5), (audio("resp_1"), 0.625),
+                (done("resp_1"), 0.75)) == [FirstAudio(0), ResponseEnded(0)]
+
+
+def test_a_response_no_turn_took_is_never_a_later_turns() -> None:
+    conv = ready()
+    conv.begin_turn(record(0), spoken=True)
+    conv.eos_sent(0, 1.0)
+    feed(conv, (response_created("resp_1"), 1.25), (audio("resp_1"), 1.5), (done("resp_1"), 1.75))
+    conv.end_turn(0)
+    # between turns the server starts a response of its own (the rest of a split utterance)
+    feed(conv, (response_created("resp_x"), 2.0))
+    conv.begin_turn(record(1), spoken=True)
+    assert feed(conv, (done("resp_x", "cancelled", type="cancelled", reason="turn_detected"),
+                       2.25)) == []
+    conv.eos_sent(1, 3.0)
+    feed(conv, (response_created("resp_2"), 3.25), (audio("resp_2"), 3.5), (done("resp_2"), 3.75))
+    (ended,) = conv.end_turn(1)
+    assert isinstance(ended, TurnEnded)
+    assert (ended.record.response_id, ended.record.premature, ended.record.ttfb_ms) == (
+        "resp_2", False, 500.0)
+
+
+def test_an_idle_timeout_response_is_noted_and_taken_by_no_turn() -> None:
+    conv = ready()
+    conv.begin_turn(record(), spoken=True)  # its speech has not reached the server yet
+    actions = feed(conv, (ev(EventType.INPUT_AUDIO_TIMEOUT, audio_start_ms=4000,
+                             audio_end_ms=5000, item_id="item_i"), 0.25),
+                   (ev(EventType.INPUT_AUDIO_COMMITTED, item_id="item_i"), 0.25),
+                   (response_created("resp_idle"), 0.25), (audio("resp_idle"), 0.5))
+    assert actions == [Failed("turn", "idle_timeout", "timeout_triggered", "benign",
+                              "input_audio_buffer.timeout_triggered (1000 ms of input without "
+                              "speech): the server answers on its own (idle_timeout_ms)")]
+    feed(conv, (ev(EventType.SPEECH_STARTED), 0.625),
+         (done("resp_idle", "cancelled", type="cancelled", reason="turn_detected"), 0.625))
+    conv.eos_sent(0, 1.0)
+    feed(conv, (ev(EventType.SPEECH_STOPPED), 1.25), (response_created("resp_1"), 1.25),
+         (audio("resp_1"), 1.5), (done("resp_1"), 1.75))
+    (ended,) = conv.end_turn(0)
+    assert isinstance(ended, TurnEnded)
+    assert (ended.record.response_id, ended.record.premature, ended.record.ttfb_ms) == (
+        "resp_1", False, 500.0)

@@ -341,3 +341,104 @@ async def test_without_a_preamble_the_answer_is_the_first_audible_sample(
     assert turns["ttfa_answer_ms"].tolist() == turns["ttfa_ms"].tolist()
     assert turns[["output_items", "preamble_audio_ms", "output_audio_ms"]].values.tolist() == [
         [1, 0.0, 430.0]]
+
+
+#: en_timer_pause: "Set a timer for ... ten minutes please." Speech frames (10 ms) end with
+#: frame 97 (980 ms) and resume with frame 162 (1620 ms): a pause of 64 silent frames; the
+#: utterance's last speech frame is 266, so T_eos is the send of chunk 133.
+PAUSE_LAST_FRAME, PAUSE_RESUME_FRAME, PAUSE_EOS_CHUNK = 97, 162, 133
+
+
+@pytest.mark.parametrize(("window_ms", "premature", "vad_ms", "ttfb_ms"), [
+    # 30 silent frames end the turn at frame 127, in chunk 63: 70 chunks before T_eos
+    (300, True, (63 - PAUSE_EOS_CHUNK) * 20.0, 700.0),
+    # 64 silent frames are not 80: one turn, its stop 40 chunks after T_eos; first audio
+    # (700 ms) never precedes that decision
+    (800, False, 800.0, 800.0),
+])
+async def test_a_pause_longer_than_the_vad_window_is_answered_too_early(
+        autojump_clock: trio.testing.MockClock, scenario: Scenario, tmp_path: Path,
+        window_ms: int, premature: bool, vad_ms: float, ttfb_ms: float) -> None:
+    sc = replace(vad(scenario, window_ms), turns_per_session=2, trailing_silence_ms=300,
+                 think_time_ms=50)
+    pause, timer = plans(sc, "en_timer_pause", "en_timer")
+    assert (pause.eos_chunk, speech_end_frame(pause)) == (PAUSE_EOS_CHUNK, 266)
+    # With a 300 ms window the first response is created in the pause; its first audio would
+    # come 700 ms after the arrival of chunk 48 (frame 97), i.e. at chunk 83, but the speech
+    # resuming in chunk 81 cancels it (turn_detected) and the server answers again after the
+    # whole utterance: the turn takes that answer, measured from T_eos like any other.
+    profile = Profile(first_audio=Dist(700.0), response_audio_ms=300)
+    turns, errors, *_ = await run(sc, profile, tmp_path, [pause, timer])
+    assert len(errors) == 0, errors.to_dict("records")
+    assert (turns["status"] == "ok").all() and len(turns) == 2
+    first, second = turns.iloc[0], turns.iloc[1]
+    assert (first["utterance"], bool(first["premature"])) == ("en_timer_pause", premature)
+    assert first["vad_ms"] == pytest.approx(vad_ms, abs=US)
+    assert first["ttfb_ms"] == pytest.approx(ttfb_ms, abs=US)
+    assert (first["response_status"], first["output_audio_ms"]) == ("completed", 300.0)
+    # the next turn is not disturbed by the first response of the split utterance
+    assert (second["utterance"], bool(second["premature"])) == ("en_timer", False)
+    assert second["ttfb_ms"] == pytest.approx(max(700.0, window_ms), abs=US)
+
+
+async def test_an_early_answer_over_before_the_user_finished_is_not_the_turns(
+        autojump_clock: trio.testing.MockClock, scenario: Scenario, tmp_path: Path) -> None:
+    sc = replace(vad(scenario, 300), turns_per_session=2, trailing_silence_ms=300,
+                 think_time_ms=50)
+    # The early response (created in chunk 63) has its first audio 400 ms after chunk 48's
+    # arrival (chunk 68) and its one 100 ms delta takes 50 ms: it is over before the speech
+    # resumes in chunk 81 (no cancel). The server answers the rest again; that answer is the
+    # turn's: 400 ms after T_eos.
+    profile = Profile(first_audio=Dist(400.0), response_audio_ms=100)
+    turns, errors, *_ = await run(sc, profile, tmp_path, plans(sc, "en_timer_pause", "en_timer"))
+    assert len(errors) == 0, errors.to_dict("records")
+    first, second = turns.iloc[0], turns.iloc[1]
+    assert (first["status"], bool(first["premature"])) == ("ok", True)
+    assert first["ttfb_ms"] == pytest.approx(400.0, abs=US)
+    assert first["vad_ms"] == pytest.approx((63 - PAUSE_EOS_CHUNK) * 20.0, abs=US)
+    assert first["output_audio_ms"] == 100.0  # the answer's audio, not the early response's
+    assert (second["status"], bool(second["premature"])) == ("ok", False)
+    assert second["ttfb_ms"] == pytest.approx(400.0, abs=US)
+    # the next utterance began once the paused one had been sent: its turn is measured
+    assert second["t_start_s"] > first["t_start_s"] + len(plans(sc, "en_timer_pause")[0].wire) * 0.02
+
+
+async def test_an_idle_timeout_response_is_noted_and_no_turn_takes_it(
+        autojump_clock: trio.testing.MockClock, scenario: Scenario, tmp_path: Path) -> None:
+    # idle_timeout_ms runs from response.done plus the response's playback (400 ms): 900 ms
+    # after turn 0's response.done. Turn 1 starts 850 ms after it (think time) and its speech
+    # reaches the server ~120 ms later: the timeout fires inside turn 1, before its speech,
+    # and that speech then cancels the idle response.
+    sc = replace(scenario, turns_per_session=2, trailing_silence_ms=300, think_time_ms=850,
+                 session=replace(scenario.session, turn_detection=TurnDetection(
+                     silence_duration_ms=200, idle_timeout_ms=500)))
+    profile = Profile(first_audio=Dist(300.0), response_audio_ms=400)
+    turns, errors, *_ = await run(sc, profile, tmp_path, plans(sc, "en_timer", "en_weather"))
+    [idle] = errors.to_dict("records")
+    assert (idle["kind"], idle["code"], idle["severity"], idle["phase"], idle["turn_idx"]) == (
+        "idle_timeout", "timeout_triggered", "benign", "turn", 1)
+    assert "(500 ms of input without speech)" in idle["message"]
+    first, second = turns.iloc[0], turns.iloc[1]
+    t_done = first["t_start_s"] + (first["speech_end_ms"] + first["response_done_ms"]) / 1000.0
+    assert idle["t_s"] - second["t_start_s"] == pytest.approx(t_done + 0.9 - second["t_start_s"],
+                                                              abs=1e-9)
+    assert 0 < idle["t_s"] - second["t_start_s"] < 0.1  # inside turn 1, before its speech
+    # turn 1 is measured on its own response: not premature, the injected first audio
+    assert (turns["status"] == "ok").all() and not turns["premature"].any()
+    assert turns["ttfb_ms"].tolist() == pytest.approx([300.0, 300.0], abs=US)
+
+
+async def test_reasoning_effort_is_sent_recorded_and_delays_first_audio(
+        autojump_clock: trio.testing.MockClock, scenario: Scenario, tmp_path: Path) -> None:
+    sc = replace(vad(scenario), turns_per_session=1, trailing_silence_ms=300, think_time_ms=0)
+    sc = replace(sc, session=replace(sc.session, reasoning_effort="low"))
+    profile = Profile(first_audio=Dist(400.0), response_audio_ms=200)  # default effort delays
+    utterances = plans(sc, "en_timer")
+    low = await run(sc, profile, tmp_path / "low", utterances)
+    # a target's own effort wins over the scenario's
+    high = await run(sc, profile, tmp_path / "high", utterances,
+                     target=replace(TARGET, reasoning_effort="high"))
+    for result, effort, extra in ((low, "low", 200.0), (high, "high", 1000.0)):
+        assert len(result.errors) == 0
+        assert result.turns["effort"].tolist() == [effort]
+        assert result.turns["ttfb_ms"].tolist() == pytest.approx([400.0 + extra], abs=US)

@@ -74,7 +74,7 @@ def test_bad_budgets_give_one_line_naming_the_budget(text: str, why: str) -> Non
 
 def _data(final: bool = True, min_turns: int = 1) -> RunData:
     """Two targets, 10 sessions × 2 turns each; TTFA 100..199 ms in a, 500 ms in b."""
-    targets = (TargetInfo("a", "eastus2", "m1", 10), TargetInfo("b", "westus", "m2", 10))
+    targets = (TargetInfo("a", "eastus2", "m1", 10, "low"), TargetInfo("b", "westus", "m2", 10))
     rec = Recorder()
     for v in range(100, 200):
         rec.record_ms("a", "ttfa_ms", float(v))
@@ -98,6 +98,9 @@ def _check(text: str, data: RunData | None = None) -> tuple[bool, float | None]:
 def test_latency_budgets_merge_matching_targets() -> None:
     passed, observed = _check("ttfa.p50{region=eastus2} < 160ms")
     assert passed and observed == pytest.approx(149.0, abs=0.2)
+    # the reasoning effort is a label like region and model
+    assert _check("ttfa.p50{effort=low} < 160ms") == (True, pytest.approx(149.0, abs=0.2))
+    assert _check("ttfa.max{effort=high} < 600ms") == (False, None)  # no such target
     passed, observed = _check("ttfa.max < 400ms")
     assert not passed and observed == pytest.approx(500.0, rel=1e-3)
     assert _check("ttfa.p99{model=m2} < 400ms") == (False, pytest.approx(500.0, rel=1e-3))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import orjson
 import pytest
 
@@ -114,6 +116,27 @@ def test_beta_session_shape_is_flat_and_round_trips() -> None:
     assert wire["turn_detection"]["silence_duration_ms"] == 700
     assert wire["input_audio_transcription"] == {"model": "whisper-1"}
     assert session_from_wire(wire, Dialect.BETA, SessionConfig()) == CFG
+
+
+def test_optional_ga_fields_are_sent_only_when_set_and_round_trip() -> None:
+    wire = session_to_wire(CFG, Dialect.GA)
+    td = wire["audio"]["input"]["turn_detection"]
+    # not set: not sent at all (a null is a value), in either generation (§3.4, §10.2, §10.4)
+    assert "idle_timeout_ms" not in td and "reasoning" not in wire
+    assert "idle_timeout_ms" not in session_to_wire(CFG, Dialect.BETA)["turn_detection"]
+    full = replace(CFG, turn_detection=TurnDetection(idle_timeout_ms=6000),
+                   reasoning_effort="minimal", noise_reduction="far_field",
+                   noise_reduction_strength=0.4)
+    wire = session_to_wire(full, Dialect.GA)
+    assert wire["reasoning"] == {"effort": "minimal"}
+    assert wire["audio"]["input"]["turn_detection"]["idle_timeout_ms"] == 6000
+    assert wire["audio"]["input"]["noise_reduction"] == {"type": "far_field", "strength": 0.4}
+    assert session_from_wire(wire, Dialect.GA, SessionConfig()) == full
+    # semantic VAD has no idle timeout; a strength without noise reduction sends nothing
+    semantic = TurnDetection(type="semantic_vad", idle_timeout_ms=6000).as_wire()
+    assert "idle_timeout_ms" not in semantic
+    assert session_to_wire(replace(CFG, noise_reduction_strength=0.4),
+                           Dialect.GA)["audio"]["input"]["noise_reduction"] is None
 
 
 def test_ga_payload_on_beta_path_is_rejected_with_unknown_parameter_session_type() -> None:

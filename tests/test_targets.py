@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from rtbench.config.auth import ApiKey, EntraToken
-from rtbench.config.scenario import ConfigError
+from rtbench.config.scenario import ConfigError, Scenario
 from rtbench.config.targets import TargetSpec, build_url, load_targets, resolve
-from rtbench.protocol import Dialect
+from rtbench.protocol import Dialect, TurnDetection
 
 from conftest import REPO
 
@@ -152,6 +153,10 @@ def test_targets_file_errors_and_selection(tmp_path: Path) -> None:
         ('[[target]]\nmodel = "m"\n', "provider is required"),
         ('[[target]]\nprovider = "openai"\nmodel = 5\n', "model must be a string"),
         ('[[target]]\nprovider = "openai"\nmodel = "m"\n' * 2, "two targets are named"),
+        ('[[target]]\nprovider = "openai"\nmodel = "m"\nreasoning = { effort = "max" }\n',
+         r"target\[0\].reasoning.effort must be one of 'minimal', 'low'"),
+        ('[[target]]\nprovider = "openai"\nmodel = "m"\nreasoning = "low"\n',
+         r"target\[0\].reasoning must be a table"),
         ('[target]\nprovider = "openai"\n', "no \\[\\[target\\]\\] tables"),
         ("x = 1\n", "unknown key 'x'"),
         ("[[target]\n", "invalid TOML"),
@@ -161,6 +166,29 @@ def test_targets_file_errors_and_selection(tmp_path: Path) -> None:
             load_targets(f)
     with pytest.raises(ConfigError, match="targets file not found"):
         load_targets(tmp_path / "missing.toml")
+
+
+def test_a_targets_reasoning_effort_overrides_the_scenarios_and_needs_ga(
+        tmp_path: Path, scenario: Scenario) -> None:
+    f = tmp_path / "t.toml"
+    f.write_text('[[target]]\nname = "think"\nprovider = "openai"\nmodel = "gpt-realtime-2"\n'
+                 '[target.reasoning]\neffort = "high"\n'
+                 '[[target]]\nname = "plain"\nprovider = "openai"\nmodel = "gpt-realtime-2"\n')
+    think, plain = (resolve(s, {"OPENAI_API_KEY": "k"}) for s in load_targets(f))
+    assert (think.reasoning_effort, plain.reasoning_effort) == ("high", None)
+    low = replace(scenario, session=replace(scenario.session, reasoning_effort="low"))
+    assert low.session_for(think).reasoning_effort == "high"
+    assert low.session_for(plain).reasoning_effort == "low"
+    assert scenario.session_for(plain).reasoning_effort is None
+    # reasoning, noise-reduction strength and the idle timeout exist in GA only
+    beta = replace(plain, dialect=Dialect.BETA)
+    with pytest.raises(ConfigError, match=r"session\.reasoning\.effort exists only in the GA"):
+        low.session_for(beta)
+    idle = replace(scenario, session=replace(scenario.session, turn_detection=TurnDetection(
+        idle_timeout_ms=5000)))
+    with pytest.raises(ConfigError, match=r"turn_detection\.idle_timeout_ms exists only in"):
+        idle.session_for(beta)
+    assert scenario.session_for(beta) == scenario.session
 
 
 def test_a_url_target_is_labelled_from_its_query_and_region_local() -> None:

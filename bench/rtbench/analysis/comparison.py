@@ -26,7 +26,10 @@ from ..config.scenario import ConfigError
 from ..results.store import ResultsError, load_manifest, load_tables
 from .bootstrap import Statistic, bootstrap_diff, min_samples_for_quantile, quantile, resolvable
 
-BY = ("target", "group")
+#: What a group is: a target, a region/model, or a reasoning effort (§10.2: a dimension to
+#: compare; targets whose sessions set none are the group ``unset``).
+BY = ("target", "group", "effort")
+NO_EFFORT = "unset"
 QUANTILES = {"ttfa_p50": 0.50, "ttfa_p95": 0.95, "ttfa_p99": 0.99,
              "ttfa_answer_p50": 0.50, "ttfa_answer_p95": 0.95, "ttfa_answer_p99": 0.99}
 COLUMNS = ("a_run", "a", "b_run", "b", "metric", "n_a", "n_b", "a_value", "b_value", "diff",
@@ -39,7 +42,7 @@ def _mean(x: NDArray[np.float64], axis: int) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class Group:
-    """One side of a comparison: a target (or region × model group) of one run."""
+    """One side of a comparison: a target (or region × model group, or effort) of one run."""
 
     run: str
     key: str
@@ -57,7 +60,8 @@ class Settings:
 
 
 def load_groups(run_dir: Path, by: str = "target") -> dict[str, Group]:
-    """The run's groups, in manifest order: per target name, or per ``region/model``."""
+    """The run's groups, in manifest order: per target name, per ``region/model``, or per
+    reasoning effort (the manifest's per-target ``effort``)."""
     if by not in BY:
         raise ConfigError(f"--by must be one of {', '.join(BY)}, got {by!r}")
     if not run_dir.is_dir():
@@ -67,7 +71,8 @@ def load_groups(run_dir: Path, by: str = "target") -> dict[str, Group]:
     per_turn = int(manifest["scenario"]["turns_per_session"])
     members: dict[str, list[Mapping[str, Any]]] = {}
     for t in manifest["targets"]:
-        key = str(t["name"]) if by == "target" else f"{t['region']}/{t['model']}"
+        key = (str(t["name"]) if by == "target" else f"{t['region']}/{t['model']}"
+               if by == "group" else str(t.get("effort") or NO_EFFORT))
         members.setdefault(key, []).append(t)
     run = str(manifest.get("run_id", run_dir.name))
     groups = {}

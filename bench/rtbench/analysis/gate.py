@@ -10,7 +10,8 @@ Syntax (like k6 thresholds, one budget per string)::
 * rates ``error_rate``, ``session_error_rate`` and ``premature_rate``: VALUE as ``1%`` or a
   fraction ``0.01``;
 * counts ``turns``, ``turns_ok``, ``turns_failed``, ``errors``, ``sessions_with_errors``;
-* filters ``region``, ``model``, ``target`` on any metric; ``errors`` also takes ``code``,
+* filters ``region``, ``model``, ``target``, ``effort`` (the reasoning effort a target's
+  sessions ask for) on any metric; ``errors`` also takes ``code``,
   ``phase`` and ``kind``; OP is ``<`` ``<=`` ``>`` ``>=`` ``==``.
 
 A budget that cannot be checked (no sample, no target matching its filters) fails: a gate that
@@ -61,7 +62,7 @@ from .bootstrap import min_samples_for_quantile
 LATENCIES = (*ALL_METRICS, LOOP_LAG)
 RATES = ("error_rate", "session_error_rate", "premature_rate")
 COUNTS = ("turns", "turns_ok", "turns_failed", "errors", "sessions_with_errors")
-TARGET_KEYS = ("region", "model", "target")
+TARGET_KEYS = ("region", "model", "target", "effort")
 ERROR_KEYS = ("code", "phase", "kind")
 #: The generator's health, not the target's: percentiles judged on the whole run only.
 GENERATOR_HEALTH = (LOOP_LAG, SEND_LATENESS)
@@ -236,7 +237,8 @@ class RunData:
 
 
 def targets_from_manifest(manifest: Mapping[str, Any]) -> tuple[TargetInfo, ...]:
-    return tuple(TargetInfo(str(t["name"]), str(t["region"]), str(t["model"]), int(t["sessions"]))
+    return tuple(TargetInfo(str(t["name"]), str(t["region"]), str(t["model"]), int(t["sessions"]),
+                            str(t.get("effort") or ""))
                  for t in manifest.get("targets", []))
 
 

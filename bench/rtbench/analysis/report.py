@@ -51,10 +51,13 @@ REPORT = "report.html"
 CURVE_METRICS = ("ttfa_ms", "ttfb_ms", "ttfa_answer_ms", "silence_pad_ms", "response_done_ms",
                  "vad_ms", "first_transcript_ms", "connect_ms",
                  "session_created_ms")
-TABLE_COLUMNS = ("region", "model", "sessions", "turns_ok", "error_rate", "session_error_rate",
-                 "ttfa_ms_p50", "ttfa_ms_p90", "ttfa_ms_p95", "ttfa_ms_p99", "ttfa_ms_max",
+#: The summary table (it fits a 1280 px window; every column is in summary.csv): premature and
+#: no_audio turn counts, then TTFA and what it is made of.
+TABLE_COLUMNS = ("region", "model", "effort", "sessions", "turns_ok", "error_rate",
+                 "session_error_rate", "premature", "no_audio",
+                 "ttfa_ms_p50", "ttfa_ms_p95", "ttfa_ms_p99", "ttfa_ms_max",
                  "ttfb_ms_p50", "silence_pad_ms_p50", "ttfa_answer_ms_p95",
-                 "vad_ms_p50", "response_done_ms_p95", "connect_ms_p95", "send_lateness_ms_p99")
+                 "vad_ms_p50", "connect_ms_p95", "send_lateness_ms_p99")
 
 
 def _png(fig: Figure) -> str:
@@ -193,13 +196,14 @@ def render(run_dir: Path) -> str:
     parts = [f"<h1>rtbench run {html.escape(str(manifest.get('run_id', run_dir.name)))}</h1>",
              status_section(status, manifest), saturation_section(manifest),
              "<h2>Run configuration</h2>", config_section(manifest),
-             "<h2>Gate</h2>", _gate_section(run_dir), "<h2>By region × model</h2>"]
+             "<h2>Gate</h2>", _gate_section(run_dir), "<h2>By region × model (× effort)</h2>"]
     csv = run_dir / SUMMARY_CSV
     summary = pd.read_csv(csv) if csv.exists() else summarize(
         turns, errors, recorder, manifest.get("targets", []), turns_per_session(manifest),
         sessions)
     if len(summary):
-        cols = [c for c in TABLE_COLUMNS if c in summary.columns]
+        cols = [c for c in TABLE_COLUMNS if c in summary.columns
+                and (c != "effort" or any(isinstance(v, str) and v for v in summary[c]))]
         parts.append(table(summary.to_dict("records"), cols, "summary"))
     parts.append("<h2>Latency distributions</h2>")
     curves = [(m, plot_percentiles(recorder, targets, m)) for m in CURVE_METRICS]

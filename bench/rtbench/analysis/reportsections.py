@@ -24,7 +24,8 @@ from ..results.store import table_rows
 MAX_ERROR_ROWS = 50
 ERROR_COLUMNS = ("t_s", "target", "phase", "kind", "code", "severity", "session_idx",
                  "session_id", "message")
-TARGET_COLUMNS = ("name", "url", "dialect", "region", "model", "provider", "sessions", "tls")
+TARGET_COLUMNS = ("name", "url", "dialect", "region", "model", "effort", "provider", "sessions",
+                  "tls")
 
 
 def fmt(v: Any, col: str) -> str:
@@ -120,8 +121,9 @@ def config_section(manifest: Mapping[str, Any]) -> str:
              "</code></p>"]
     targets = list(manifest.get("targets", []))
     if targets:
-        parts.append(table(targets, [c for c in TARGET_COLUMNS
-                                     if any(c in t for t in targets)], "targets"))
+        shown = [c for c in TARGET_COLUMNS if any(c in t for t in targets)
+                 and (c != "effort" or any(t.get(c) for t in targets))]  # effort only if set
+        parts.append(table(targets, shown, "targets"))
     if model := manifest.get("load_model"):
         given = {k: v for k, v in model.items() if v is not None}
         parts.append("<p>load model: " + ", ".join(

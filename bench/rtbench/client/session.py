@@ -165,6 +165,7 @@ class ClientSession:
         self.clock = clock
         self.target = target
         self.scenario = scenario
+        self.session_config = scenario.session_for(target)  # the target's effort over the scenario's
         self.plans = plans
         self.sink = sink
         self.run_t0 = run_t0
@@ -323,7 +324,7 @@ class ClientSession:
             await self._session_created.wait()
         self._check_alive()
         try:
-            ws.send_text(self.conversation.configure(sc.session).wire)
+            ws.send_text(self.conversation.configure(self.session_config).wire)
         except ConnectionClosed as exc:
             self._closed(exc.reason)
             raise SessionEnded from None
@@ -349,10 +350,11 @@ class ClientSession:
             utterance=plan.utterance.name, t_start_s=self.clock() - self.run_t0,
             chunk_ms=sc.chunk_ms, speech_end_ms=plan.utterance.speech_end_ms,
             connect_ms=self.connect_ms, session_created_ms=self.session_created_ms,
-            turn_mode=sc.turn_mode,
+            turn_mode=sc.turn_mode, effort=self.session_config.reasoning_effort,
         )
         conv = self.conversation
-        turn = _Turn(turn_idx, plan, conv.begin_turn(record, manual=sc.turn_mode == "manual"))
+        turn = _Turn(turn_idx, plan, conv.begin_turn(record, manual=sc.turn_mode == "manual",
+                                                     spoken=True))
         marks: dict[int, list[Callable[[float], None]]] = {
             plan.eos_chunk: [partial(conv.eos_sent, turn_idx)]}
         if interrupting is not None:
@@ -392,6 +394,10 @@ class ClientSession:
             return barging  # the user is already speaking: no think time
         # Keep the line open like a microphone: trailing silence after speech, then think time.
         t_eos = tracker.t_eos if tracker.t_eos is not None else trio.current_time()
+        if tracker.t_eos is None and self.source.plan is turn.plan:
+            # ended before the user finished (an early answer, an error): the utterance is
+            # still being sent; the next one starts only after it, as a person would
+            t_eos += max(0, turn.plan.eos_chunk + 1 - self.source.index) * sc.chunk_ms / 1000.0
         resume = max(trio.current_time() + sc.think_time_ms / 1000.0,
                      t_eos + sc.trailing_silence_ms / 1000.0)
         await trio.sleep_until(resume)

@@ -19,7 +19,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("runs", nargs="+", type=Path, metavar="RUN",
                    help="one run directory (compare its targets) or two (B against A)")
     p.add_argument("--by", choices=BY, default="target",
-                   help="compare per target name (default) or per region/model group")
+                   help="compare per target name (default), per region/model group, or per "
+                        "reasoning effort (targets with none set: 'unset')")
     p.add_argument("--reference", default=None, metavar="NAME",
                    help="compare every target with this one (default: every pair)")
     p.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default 2000)")

@@ -51,13 +51,13 @@ def probing_from(ns: argparse.Namespace) -> Probing:
 
 def handle(ns: argparse.Namespace) -> int:
     probing = probing_from(ns)
-    sc = scenario_from(ns.scenario, None, ns.chunk_ms)
+    sc = scenario_from(ns.scenario, None, ns.chunk_ms, ns.reasoning_effort)
     destination = destination_from(ns)
     plan = plan_chunks(load_utterance(sc.audio_dir / f"{sc.utterances[0]}.wav"), sc.chunk_ms)
-    rungs = ladder(sc.session)
     worst = EXIT_OK
     with open_destination(destination) as targets:
         for target in targets:
+            rungs = ladder(sc.session_for(target))  # the target's reasoning effort, if any
             print(f"probe {target.name} ({target.url.split('?')[0]}, {target.dialect}): "
                   + describe(probing, len(rungs)), flush=True)
             results = trio.run(functools.partial(

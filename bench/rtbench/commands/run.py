@@ -89,15 +89,18 @@ class RunOptions:
 
     def plan(self, targets: list[Target], sessions: int | None = None,
              rate: float | None = None) -> RunPlan:
-        """The run plan; ``sessions``/``rate`` override the flags (a sweep's load level)."""
+        """The run plan; ``sessions``/``rate`` override the flags (a sweep's load level).
+        Checks the session each target gets (a GA-only field on a beta target is one line)."""
+        for target in targets:
+            self.scenario.session_for(target)
         n = sessions if sessions is not None else self.load.sessions(self.sessions, len(targets))
         return RunPlan(self.scenario, targets, n, self.load.model(n, rate), self.load.interleave,
                        self.load.seed)
 
     def check(self) -> None:
         """What can still fail once processes start, checked before any does (the embedded
-        simulator included): the session count against the targets and workers, and every
-        utterance's audio (one line each, exit 2)."""
+        simulator included): the session count against the targets and workers, the session
+        each target gets, and every utterance's audio (one line each, exit 2)."""
         targets = (list(self.destination) if not isinstance(self.destination, Embedded)
                    else [self.destination.target("ws://127.0.0.1:0")])
         dist_runner(self.dist, self.plan(targets).sessions)
@@ -119,7 +122,7 @@ class RunOptions:
 def run_options(ns: argparse.Namespace) -> RunOptions:
     """The flags of ``run`` (or ``sweep``) as a :class:`RunOptions`, every flag checked here
     (the session count against the targets and workers when a plan is made)."""
-    scenario = scenario_from(ns.scenario, ns.turns, ns.chunk_ms)
+    scenario = scenario_from(ns.scenario, ns.turns, ns.chunk_ms, ns.reasoning_effort)
     texts = budget_texts(ns, ns.scenario)
     gate = gate_config(ns, texts)
     live, dist = live_from(ns, gate.budgets), dist_from(ns)

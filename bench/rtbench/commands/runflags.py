@@ -21,6 +21,7 @@ from ..live.display import progress_watcher
 from ..live.intervals import hlog_watcher
 from ..live.outputs import OutError, OutSpec, outputs_watcher, parse_out
 from ..live.watcher import Watcher
+from ..protocol.session_config import REASONING_EFFORTS
 from .argtypes import MILLISECONDS, SECONDS
 from .bundled import DEFAULT_SCENARIO
 from .serve import check_writable
@@ -42,11 +43,18 @@ def add_scenario_args(p: argparse.ArgumentParser, turns: bool = True) -> None:
     if turns:
         p.add_argument("--turns", type=int, default=None, help="turns per session (overrides)")
     p.add_argument("--chunk-ms", type=int, default=None, help="chunk size (overrides)")
+    p.add_argument("--reasoning-effort", choices=REASONING_EFFORTS, default=None, metavar="LEVEL",
+                   help="session reasoning.effort for reasoning models: "
+                        f"{', '.join(REASONING_EFFORTS)} (overrides [session.reasoning]; a "
+                        "target's own reasoning in a targets file still wins)")
 
 
-def scenario_from(path: Path, turns: int | None, chunk_ms: int | None) -> Scenario:
+def scenario_from(path: Path, turns: int | None, chunk_ms: int | None,
+                  effort: str | None = None) -> Scenario:
     """The scenario file with the flags' overrides applied, checked."""
     scenario = load_scenario(path)
+    if effort is not None:
+        scenario = replace(scenario, session=replace(scenario.session, reasoning_effort=effort))
     if turns is not None:
         if turns < 1:
             raise ConfigError("--turns must be at least 1")

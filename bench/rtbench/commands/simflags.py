@@ -142,6 +142,12 @@ def describe_latency(profile: Profile) -> tuple[tuple[str, str], ...]:
     if profile.knee_sessions:
         out += [("knee_sessions", str(profile.knee_sessions)),
                 ("per_session_over_knee_ms", f"{profile.per_session_over_knee_ms:g}")]
+    if profile.silence_pad_ms or profile.preamble_ms:
+        out += [("silence_pad_ms", str(profile.silence_pad_ms)),
+                ("preamble_ms", f"{profile.preamble_ms} (p {profile.preamble_probability:g})"),
+                ("answer_delay_ms", dist(profile.answer_delay))]
+    out.append(("effort_delay_ms", ", ".join(f"{effort} {ms:g}"
+                                             for effort, ms in profile.effort_delay_ms.items())))
     return tuple(out)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,13 @@ from ..process.errors import UserError
 from ..protocol import Dialect, SessionConfig, TurnDetection
 from ..protocol.audio import AUDIBLE_THRESHOLD, FRAME_MS
 from ..protocol.models import SIMULATOR_LABEL
-from ..protocol.session_config import DEFAULT_INSTRUCTIONS, EAGERNESS_VALUES, TURN_DETECTION_TYPES
+from ..protocol.session_config import (
+    DEFAULT_INSTRUCTIONS,
+    EAGERNESS_VALUES,
+    NOISE_REDUCTION_TYPES,
+    REASONING_EFFORTS,
+    TURN_DETECTION_TYPES,
+)
 from .auth import HeaderSource
 from .files import read_toml
 
@@ -50,6 +56,26 @@ class Scenario:
         td = self.session.turn_detection
         return "manual" if td is None else td.type
 
+    def session_for(self, target: Target) -> SessionConfig:
+        """The session ``target``'s sessions configure: the scenario's, with the target's
+        reasoning effort over it. A field the target's protocol generation does not have is a
+        ConfigError naming it (reasoning, noise-reduction strength and the idle timeout exist
+        in GA only: protocol reference §2.1, §3.4, §10.2, §10.4), raised before any session."""
+        cfg = self.session
+        if target.reasoning_effort is not None:
+            cfg = replace(cfg, reasoning_effort=target.reasoning_effort)
+        if target.dialect is Dialect.BETA:
+            td = cfg.turn_detection
+            ga_only = [name for name, value in (
+                ("reasoning.effort", cfg.reasoning_effort),
+                ("noise_reduction.strength", cfg.noise_reduction_strength),
+                ("turn_detection.idle_timeout_ms", None if td is None else td.idle_timeout_ms),
+            ) if value is not None]
+            if ga_only:
+                raise ConfigError(f"target {target.name}: session.{ga_only[0]} exists only in "
+                                  "the GA protocol, and this target speaks beta (Azure preview)")
+        return cfg
+
 
 @dataclass(frozen=True, slots=True)
 class Target:
@@ -74,6 +100,8 @@ class Target:
     #: (None: direct). Chosen when the target is built (:mod:`rtbench.config.proxies`), so every
     #: session, worker and the manifest agree.
     proxy: str | None = field(default=None, repr=False)
+    #: ``reasoning.effort`` this target's sessions ask for, over the scenario's (§10.2).
+    reasoning_effort: str | None = None
 
 
 #: A silence window beyond a minute never ends a spoken turn; the bound also keeps absurd values
@@ -87,8 +115,12 @@ _SCENARIO_KEYS = {
 }
 _SESSION_KEYS = {
     "voice", "instructions", "speed", "output_modalities", "transcription_model",
-    "noise_reduction", "temperature", "max_output_tokens", "turn_detection",
+    "noise_reduction", "temperature", "max_output_tokens", "turn_detection", "reasoning",
 }
+_NOISE_KEYS = {"type", "strength"}
+_REASONING_KEYS = {"effort"}
+#: The longest idle timeout accepted (an hour, as the wire layer's bound).
+MAX_IDLE_TIMEOUT_MS = 3_600_000
 _TD_KEYS = {
     "type", "threshold", "prefix_padding_ms", "silence_duration_ms", "eagerness",
     "create_response", "interrupt_response", "idle_timeout_ms",
@@ -99,6 +131,11 @@ def _check_keys(table: Mapping[str, Any], allowed: set[str], where: str, src: st
     unknown = sorted(set(table) - allowed)
     if unknown:
         raise ConfigError(f"{src}: unknown key {unknown[0]!r} in {where}")
+
+
+def _bound(value: float) -> str:
+    """A limit as written in a file: 3600000, not 3.6e+06."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def _typed(table: Mapping[str, Any], key: str, typ: type, default: Any, src: str, where: str,
@@ -119,8 +156,13 @@ def _typed(table: Mapping[str, Any], key: str, typ: type, default: Any, src: str
         if not math.isfinite(value):
             raise ConfigError(f"{name} must be a finite number, got {value}")
         if (low is not None and value < low) or (high is not None and value > high):
-            span = f"within {low:g}..{high:g}" if low is not None and high is not None else (
-                f"at least {low:g}" if low is not None else f"at most {high:g}")
+            if low is not None and high is not None:
+                span = f"within {_bound(low)}..{_bound(high)}"
+            elif low is not None:
+                span = f"at least {_bound(low)}"
+            else:
+                assert high is not None
+                span = f"at most {_bound(high)}"
             raise ConfigError(f"{name} must be {span}, got {value:g}")
         if above is not None and value <= above:
             raise ConfigError(f"{name} must be greater than {above:g}, got {value:g}")
@@ -135,6 +177,40 @@ def _max_output_tokens(table: Mapping[str, Any], src: str) -> int | str:
     if value == "inf":
         return "inf"
     return int(_typed(table, "max_output_tokens", int, None, src, "session", low=1, high=4096))
+
+
+def _noise_reduction(table: Mapping[str, Any], src: str) -> tuple[str | None, float | None]:
+    """``noise_reduction = "near_field"`` or ``[session.noise_reduction]`` with ``type`` and
+    ``strength`` (the wire shape ``audio.input.noise_reduction``, §10.4): (type, strength)."""
+    raw = table.get("noise_reduction")
+    if raw is None or isinstance(raw, str):
+        kind = _typed(table, "noise_reduction", str, None, src, "session",
+                      choices=NOISE_REDUCTION_TYPES)
+        return kind, None
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{src}: session.noise_reduction must be a type name or a table")
+    _check_keys(raw, _NOISE_KEYS, "[session.noise_reduction]", src)
+    w = "session.noise_reduction"
+    kind = _typed(raw, "type", str, NOISE_REDUCTION_TYPES[0], src, w,
+                  choices=NOISE_REDUCTION_TYPES)
+    return kind, _typed(raw, "strength", float, None, src, w, low=0.0)
+
+
+def reasoning_effort(raw: object, where: str) -> str | None:
+    """``reasoning = { effort = "low" }`` (the wire shape ``session.reasoning.effort``, §10.2)
+    at ``where`` (file and key, as error lines name it), checked: the effort, or None."""
+    if raw is None:
+        return None
+    choices = ", ".join(map(repr, REASONING_EFFORTS))
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where} must be a table: {{ effort = one of {choices} }}")
+    unknown = sorted(set(raw) - _REASONING_KEYS)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (expected effort)")
+    effort = raw.get("effort")
+    if effort is not None and effort not in REASONING_EFFORTS:
+        raise ConfigError(f"{where}.effort must be one of {choices}, got {effort!r}")
+    return None if effort is None else str(effort)
 
 
 def _session_from_table(table: Mapping[str, Any], src: str) -> SessionConfig:
@@ -155,14 +231,19 @@ def _session_from_table(table: Mapping[str, Any], src: str) -> SessionConfig:
             eagerness=_typed(td_raw, "eagerness", str, "auto", src, w, choices=EAGERNESS_VALUES),
             create_response=_typed(td_raw, "create_response", bool, True, src, w),
             interrupt_response=_typed(td_raw, "interrupt_response", bool, True, src, w),
-            idle_timeout_ms=_typed(td_raw, "idle_timeout_ms", int, None, src, w, low=0),
+            idle_timeout_ms=_typed(td_raw, "idle_timeout_ms", int, None, src, w, low=0,
+                                   high=MAX_IDLE_TIMEOUT_MS),
         )
+        if turn_detection.idle_timeout_ms is not None and turn_detection.type != "server_vad":
+            raise ConfigError(f"{src}: session.turn_detection.idle_timeout_ms is for type "
+                              "\"server_vad\" only (protocol reference §3.4)")
     else:
         raise ConfigError(f"{src}: session.turn_detection must be a table or \"none\"")
     raw_mods = table.get("output_modalities", ["audio"])
     mods = tuple(raw_mods) if isinstance(raw_mods, list) else ()
     if mods not in (("audio",), ("text",)):
         raise ConfigError(f"{src}: session.output_modalities must be [\"audio\"] or [\"text\"]")
+    noise, strength = _noise_reduction(table, src)
     return SessionConfig(
         instructions=_typed(table, "instructions", str, DEFAULT_INSTRUCTIONS, src, "session"),
         voice=_typed(table, "voice", str, "alloy", src, "session"),
@@ -170,7 +251,9 @@ def _session_from_table(table: Mapping[str, Any], src: str) -> SessionConfig:
         output_modalities=mods,
         turn_detection=turn_detection,
         transcription_model=_typed(table, "transcription_model", str, None, src, "session"),
-        noise_reduction=_typed(table, "noise_reduction", str, None, src, "session"),
+        noise_reduction=noise,
+        noise_reduction_strength=strength,
+        reasoning_effort=reasoning_effort(table.get("reasoning"), f"{src}: session.reasoning"),
         temperature=_typed(table, "temperature", float, 0.8, src, "session", low=0.0, high=2.0),
         max_output_tokens=_max_output_tokens(table, src),
     )

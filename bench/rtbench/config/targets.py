@@ -32,7 +32,7 @@ from .auth import DEFAULT_ENTRA_SCOPE, ApiKey, AuthError, EntraToken, HeaderSour
 from .auth import default_azure_credential as _default_credential
 from .files import read_toml
 from .proxies import proxy_for
-from .scenario import ConfigError, Target
+from .scenario import ConfigError, Target, reasoning_effort
 
 PROVIDERS = ("openai", "azure")
 PROTOCOLS = ("ga", "preview")
@@ -50,7 +50,7 @@ _RESOURCE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})$")
 _SPEC_KEYS = {
     "name", "provider", "region", "endpoint", "resource", "model", "deployment", "protocol",
     "api_version", "auth", "api_key_env", "scope", "headers", "insecure", "ca_file",
-    "proxy",
+    "proxy", "reasoning",
 }
 
 
@@ -77,6 +77,8 @@ class TargetSpec:
     #: ``http://[user:pass@]host:port`` to tunnel through; None: the environment's (``""`` or
     #: ``"none"``: no proxy). See :mod:`rtbench.config.proxies`.
     proxy: str | None = None
+    #: ``reasoning = { effort = ... }``: this target's sessions use it over the scenario's.
+    reasoning_effort: str | None = None
 
     @property
     def label_model(self) -> str:
@@ -238,7 +240,8 @@ def resolve(spec: TargetSpec, env: Mapping[str, str] | None = None, *, allow_ins
                   dialect=Dialect.BETA if spec.protocol == "preview" else Dialect.GA,
                   region=spec.region, model=spec.label_model, provider=spec.provider,
                   headers=spec.headers, auth=auth, ca_file=spec.ca_file,
-                  proxy=proxy_for(url, spec.proxy, _where(spec)))
+                  proxy=proxy_for(url, spec.proxy, _where(spec)),
+                  reasoning_effort=spec.reasoning_effort)
 
 
 # -- targets file ---------------------------------------------------------------------------
@@ -274,6 +277,7 @@ def spec_from_table(table: Mapping[str, Any], where: str) -> TargetSpec:
         api_version=_str(table, "api_version", where),
         api_key_env=_str(table, "api_key_env", where),
         headers=tuple((str(k), str(v)) for k, v in headers.items()), insecure=insecure,
+        reasoning_effort=reasoning_effort(table.get("reasoning"), f"{where}.reasoning"),
         **{k: v for k, v in opt.items() if v is not None},
     )
 

@@ -47,6 +47,7 @@ class TurnRecord:
     total_tokens: int | None = None
     send_lateness_max_ms: float = 0.0
     turn_mode: str = "server_vad"    # server_vad | semantic_vad | manual: never pooled
+    effort: str | None = None        # reasoning.effort the session asked for (None: not set)
     # Barge-in (the user speaks again while the response plays):
     barge_in: bool = False           # this turn's response was interrupted on purpose
     interrupt_ms: float | None = None      # speech start sent -> response.done (cancelled)
@@ -69,7 +70,7 @@ class ErrorRecord:
     turn_idx: int | None
     phase: str            # connect | session | turn
     kind: str  # http_status | connect | error_event | response_failed | no_audio | close | timeout
-    #            | protocol
+    #            | protocol | idle_timeout (benign: the server answered an idle timeout)
     code: str | None
     message: str
     t_s: float            # seconds since run start

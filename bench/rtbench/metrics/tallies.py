@@ -16,9 +16,11 @@ class TargetInfo:
     region: str
     model: str
     sessions: int                            # planned
+    effort: str = ""                         # reasoning.effort its sessions ask for ("": none)
 
     def matches(self, filters: Mapping[str, str]) -> bool:
-        labels = {"region": self.region, "model": self.model, "target": self.name}
+        labels = {"region": self.region, "model": self.model, "target": self.name,
+                  "effort": self.effort}
         return all(labels[k] == v for k, v in filters.items())
 
 

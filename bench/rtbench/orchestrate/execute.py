@@ -78,10 +78,12 @@ def _scenario_manifest(sc: Scenario) -> dict[str, Any]:
     return d
 
 
-def _target_manifest(t: Target, sessions: int) -> dict[str, Any]:
-    # Header values may hold secrets: only their names are recorded.
+def _target_manifest(t: Target, sessions: int, sc: Scenario) -> dict[str, Any]:
+    # Header values may hold secrets: only their names are recorded. ``effort``: the reasoning
+    # effort its sessions asked for (None: not set), a summary and compare dimension.
     out = {"name": t.name, "url": t.url.split("?")[0], "dialect": str(t.dialect),
            "region": t.region, "model": t.model, "provider": t.provider,
+           "effort": sc.session_for(t).reasoning_effort,
            "header_names": [k for k, _ in t.headers], "sessions": sessions,
            "auth": t.auth.describe() if t.auth else None, "proxy": display_proxy(t.proxy)}
     if t.url.startswith("wss://"):
@@ -151,7 +153,7 @@ def execute(plan: RunPlan, results_root: Path, run_id: str | None = None,
         "sessions": plan.sessions,
         "load_model": plan.model.describe(),
         "scenario": _scenario_manifest(sc),
-        "targets": [_target_manifest(t, per_target[t.name]) for t in plan.targets],
+        "targets": [_target_manifest(t, per_target[t.name], sc) for t in plan.targets],
         "audio": {u.name: {"sha256": u.sha256, "duration_ms": u.duration_ms,
                            "speech_end_ms": u.speech_end_ms} for u in utterances},
         "versions": _versions(),

@@ -50,7 +50,9 @@ played (§3.6). :meth:`Conversation.end_turn` finalizes the record and names its
 ``timeout`` (saying how far the turn got), ``error_event`` (an ``error`` ended it),
 ``response_failed`` (``response.done`` not completed), ``no_audio`` (completed, but nothing
 audible although the session asked for audio, §10.3), or none when the connection's close
-(already recorded) is what cut it.
+(already recorded) is what cut it. ``input_audio_buffer.timeout_triggered`` (``idle_timeout_ms``,
+§3.4) is a benign ``idle_timeout`` row; the response it triggers, like any response created
+while no turn could take it, is claimed by no turn.
 """
 
 from __future__ import annotations
@@ -203,7 +205,8 @@ class Conversation:
         self.close_code: str | None = None   # the WebSocket close code, once closed
         self.turns: list[Turn] = []          # in flight, oldest first (two during a barge-in)
         self.unknown_events: dict[str, int] = {}
-        self._claimed: set[str] = set()      # response ids owned by this conversation's turns
+        self._claimed: set[str] = set()      # response ids taken (by a turn, or by none)
+        self._idle_timeout_pending = False   # timeout_triggered came: its response is next
         self._queue: list[Action] = []
 
     # -- reading --------------------------------------------------------------------------------
@@ -267,6 +270,21 @@ class Conversation:
                 self._queue.append(Truncated(turn.idx))
         return True
 
+    def _on_response_created(self, event: Event, t: float) -> None:
+        """Claim, before the turns see it, a response no turn may take: the one an idle
+        timeout triggered, and one created while no turn waits for a response (the answer to
+        the rest of an utterance split at a pause, after its turn ended). A turn that starts
+        later must not take its ``response.done`` for its own. (A turn takes a response when
+        it has none yet and is not finished: exactly the turns ``waiting`` looks for.)"""
+        idle, self._idle_timeout_pending = self._idle_timeout_pending, False
+        waiting = any(turn.tracker.record.response_id is None and not turn.tracker.finished
+                      for turn in self.turns)
+        if idle or not waiting:
+            response = event.get("response")
+            rid = response.get("id") if isinstance(response, Mapping) else None
+            if isinstance(rid, str):
+                self._claimed.add(rid)
+
     def _on_session_created(self, event: Event, t: float) -> None:
         if self._advance(EventType.SESSION_CREATED):
             session = event.get("session")
@@ -289,6 +307,19 @@ class Conversation:
         self._queue.append(failure("session", "error_event", info.code or info.type, message))
         if self.state is not Setup.READY:
             self._queue.extend(self._end("error during session set-up"))
+
+    def _on_timeout_triggered(self, event: Event, t: float) -> None:
+        """``input_audio_buffer.timeout_triggered`` (``idle_timeout_ms``, §3.4, §10.4): no
+        speech for that long after the last response's playback, so the server commits the
+        (silent) audio and answers on its own. That response answers no turn of ours: it is
+        claimed as soon as it is created, and a benign row says it happened."""
+        self._idle_timeout_pending = True
+        start, end = event.get("audio_start_ms"), event.get("audio_end_ms")
+        idle = f" ({end - start} ms of input without speech)" if (
+            isinstance(start, int) and isinstance(end, int)) else ""
+        self._queue.append(failure(self.phase, "idle_timeout", "timeout_triggered",
+                                   f"input_audio_buffer.timeout_triggered{idle}: the server "
+                                   "answers on its own (idle_timeout_ms)", BENIGN))
 
     def _on_speech_started(self, event: Event, t: float) -> None:
         """The server heard our barge-in: stop 'playing' and say how much was heard (§3.6)."""
@@ -316,14 +347,17 @@ class Conversation:
             raise ValueError(f"adapter {self.adapter.name} has no session update")
         return send
 
-    def begin_turn(self, record: TurnRecord, *, manual: bool = False) -> Turn:
+    def begin_turn(self, record: TurnRecord, *, manual: bool = False,
+                   spoken: bool = False) -> Turn:
         """Start tracking turn ``record.turn_idx``; ``manual``: no server VAD, the turn's
-        :attr:`Turn.sends` commit the audio and ask for the response (§3.3)."""
+        :attr:`Turn.sends` commit the audio and ask for the response (§3.3); ``spoken``: the
+        caller will say when the utterance's last speech chunk left (:meth:`eos_sent`), so a
+        response over before then answered too early and the turn waits for the next."""
         sends: tuple[Send, ...] = ()
         if manual:
             sends = self._sends(EventType.INPUT_AUDIO_COMMIT, EventType.RESPONSE_CREATE)
         tracker = TurnTracker(record, self._claimed, audible_threshold=self.audible_threshold,
-                              expect_audio=self.expect_audio)
+                              expect_audio=self.expect_audio, spoken=spoken)
         turn = Turn(record.turn_idx, tracker, sends)
         self.turns.append(turn)
         return turn
@@ -446,4 +480,6 @@ _HANDLERS: dict[str, Callable[[Conversation, Event, float], None]] = {
     EventType.SESSION_UPDATED: Conversation._on_session_updated,
     EventType.ERROR: Conversation._on_error,
     EventType.SPEECH_STARTED: Conversation._on_speech_started,
+    EventType.INPUT_AUDIO_TIMEOUT: Conversation._on_timeout_triggered,
+    EventType.RESPONSE_CREATED: Conversation._on_response_created,
 }

@@ -19,6 +19,8 @@ from .session_config import (
     AUDIO_FORMATS_GA,
     EAGERNESS_VALUES,
     GA_FORMAT_TYPES,
+    NOISE_REDUCTION_TYPES,
+    REASONING_EFFORTS,
     TURN_DETECTION_TYPES,
     SessionConfig,
     TurnDetection,
@@ -67,7 +69,8 @@ def wire_name(canonical: str, dialect: Dialect) -> str | None:
 # ---------------------------------------------------------------------------------------------
 
 #: Top-level ``session`` keys that belong to one generation only (used to reject the other's).
-GA_ONLY_SESSION_KEYS = ("type", "audio", "output_modalities", "max_output_tokens", "truncation")
+GA_ONLY_SESSION_KEYS = ("type", "audio", "output_modalities", "max_output_tokens", "truncation",
+                        "reasoning")
 BETA_ONLY_SESSION_KEYS = (
     "modalities",
     "voice",
@@ -100,11 +103,15 @@ def session_to_wire(cfg: SessionConfig, dialect: Dialect) -> dict[str, Any]:
     transcription = (
         None if cfg.transcription_model is None else {"model": cfg.transcription_model}
     )
-    noise = None if cfg.noise_reduction is None else {"type": cfg.noise_reduction}
+    noise: dict[str, Any] | None = None
+    if cfg.noise_reduction is not None:
+        noise = {"type": cfg.noise_reduction}
     if dialect is Dialect.GA:
         session: dict[str, Any] = {"type": "realtime"}
         if cfg.model is not None:
             session["model"] = cfg.model
+        if noise is not None and cfg.noise_reduction_strength is not None:
+            noise["strength"] = cfg.noise_reduction_strength  # GA only (§10.4)
         session.update(
             {
                 "output_modalities": list(cfg.output_modalities),
@@ -127,6 +134,8 @@ def session_to_wire(cfg: SessionConfig, dialect: Dialect) -> dict[str, Any]:
                 "max_output_tokens": cfg.max_output_tokens,
             }
         )
+        if cfg.reasoning_effort is not None:  # only when set: models without it reject it
+            session["reasoning"] = {"effort": cfg.reasoning_effort}
         return session
     modalities = ["text"] if cfg.output_modalities == ("text",) else ["audio", "text"]
     session = {} if cfg.model is None else {"model": cfg.model}
@@ -225,6 +234,66 @@ def _optional_name(obj: Mapping[str, Any], key: str, field: str, attr: str,
         changes[attr] = None if value is None else str(value.get(field))
 
 
+def _noise_reduction(obj: Mapping[str, Any], key: str, param: str, base: SessionConfig,
+                     changes: dict[str, Any], *, strength: bool) -> None:
+    """``{key: {type, strength?}}`` or ``{key: null}`` (noise reduction off) into ``changes``.
+
+    ``strength`` (GA only, §10.4): a non-negative number; omitted, the current strength is kept,
+    and noise reduction enabled for the first time starts at 1, as the SDK docstring says. A
+    missing ``type`` keeps the current one (``near_field`` when it was off; UNCERTAIN: no
+    capture of the service's answer to a type-less object)."""
+    if key not in obj:
+        return
+    value = obj[key]
+    if value is None:
+        changes["noise_reduction"] = changes["noise_reduction_strength"] = None
+        return
+    if not isinstance(value, Mapping):
+        raise _reject("invalid_type", param, f"Invalid type for '{param}'.")
+    for name in value:
+        if name not in ("type", "strength") or (name == "strength" and not strength):
+            raise _unknown(f"{param}.{name}")
+    kind = value.get("type")
+    if kind is not None and not _one_of(kind, NOISE_REDUCTION_TYPES):
+        raise _reject("invalid_value", f"{param}.type",
+                      f"Invalid value: '{kind}'. Supported values are: 'near_field' and "
+                      "'far_field'.")
+    changes["noise_reduction"] = kind or base.noise_reduction or NOISE_REDUCTION_TYPES[0]
+    if strength:
+        level = value.get("strength")
+        if level is not None:
+            level = _checked(value, "strength", (int, float), f"{param}.strength")
+            if level < 0:
+                raise _reject("invalid_value", f"{param}.strength",
+                              f"Invalid value for '{param}.strength': must be at least 0.")
+            changes["noise_reduction_strength"] = float(level)
+        elif base.noise_reduction is None or base.noise_reduction_strength is None:
+            changes["noise_reduction_strength"] = 1.0
+
+
+def _reasoning(raw: Mapping[str, Any], param: str, changes: dict[str, Any]) -> None:
+    """``reasoning: {effort}`` (GA reasoning models, §10.2): null clears it, an object without
+    ``effort`` keeps the current one."""
+    if "reasoning" not in raw:
+        return
+    value = raw["reasoning"]
+    if value is None:
+        changes["reasoning_effort"] = None
+        return
+    if not isinstance(value, Mapping):
+        raise _reject("invalid_type", param, f"Invalid type for '{param}': expected an object.")
+    for name in value:
+        if name != "effort":
+            raise _unknown(f"{param}.{name}")
+    if "effort" in value:
+        effort = value["effort"]
+        if effort is not None and not _one_of(effort, REASONING_EFFORTS):
+            raise _reject("invalid_value", f"{param}.effort",
+                          f"Invalid value: '{effort}'. Supported values are: "
+                          + ", ".join(f"'{e}'" for e in REASONING_EFFORTS) + ".")
+        changes["reasoning_effort"] = effort
+
+
 #: The largest millisecond value a client may set (an hour): beyond it the reply's integers
 #: would not even encode (a silence_duration_ms of 1e300 once took the simulator down).
 MAX_MS = 3_600_000
@@ -303,7 +372,9 @@ def session_from_wire(
             changes["turn_detection"] = _turn_detection_from_wire(
                 inp["turn_detection"], "session.audio.input.turn_detection")
         _optional_name(inp, "transcription", "model", "transcription_model", changes)
-        _optional_name(inp, "noise_reduction", "type", "noise_reduction", changes)
+        _noise_reduction(inp, "noise_reduction", "session.audio.input.noise_reduction", base,
+                         changes, strength=True)
+        _reasoning(raw, "session.reasoning", changes)
         if "format" in out:
             changes["output_format"] = _format_from_ga(out["format"], "session.audio.output.format")
         if "voice" in out:
@@ -334,7 +405,8 @@ def session_from_wire(
             changes["turn_detection"] = _turn_detection_from_wire(
                 raw["turn_detection"], "session.turn_detection")
         _optional_name(raw, "input_audio_transcription", "model", "transcription_model", changes)
-        _optional_name(raw, "input_audio_noise_reduction", "type", "noise_reduction", changes)
+        _noise_reduction(raw, "input_audio_noise_reduction", "session.input_audio_noise_reduction",
+                         base, changes, strength=False)
         for key, kinds in (("voice", str), ("temperature", (int, float)),
                            ("speed", (int, float))):
             if key in raw:

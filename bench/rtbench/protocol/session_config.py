@@ -19,6 +19,11 @@ GA_FORMAT_TYPES: dict[str, str] = {"audio/pcm": "pcm16", "audio/pcmu": "g711_ula
 
 TURN_DETECTION_TYPES = ("server_vad", "semantic_vad")
 EAGERNESS_VALUES = ("low", "medium", "high", "auto")
+#: ``session.reasoning.effort`` of reasoning models such as gpt-realtime-2 (protocol reference
+#: §10.2; the SDK's ``RealtimeReasoningEffort``), least to most.
+REASONING_EFFORTS = ("minimal", "low", "medium", "high", "xhigh")
+#: ``audio.input.noise_reduction.type`` (the SDK's ``NoiseReductionType``).
+NOISE_REDUCTION_TYPES = ("near_field", "far_field")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,10 +37,15 @@ class TurnDetection:
     eagerness: str = "auto"
     create_response: bool = True
     interrupt_response: bool = True
+    #: server_vad only (§3.4): a response is triggered after this much silence following the
+    #: last response's playback (``input_audio_buffer.timeout_triggered``). None: not sent.
     idle_timeout_ms: int | None = None
 
     def as_wire(self) -> dict[str, object]:
-        """The object sent in ``turn_detection`` (same shape in both generations)."""
+        """The object sent in ``turn_detection`` (same shape in both generations).
+
+        ``idle_timeout_ms`` only when set: a null would be sent as a value, and the field
+        exists only on GA server VAD (§2.2, §3.4)."""
         if self.type == "semantic_vad":
             return {
                 "type": "semantic_vad",
@@ -43,15 +53,17 @@ class TurnDetection:
                 "create_response": self.create_response,
                 "interrupt_response": self.interrupt_response,
             }
-        return {
+        wire: dict[str, object] = {
             "type": "server_vad",
             "threshold": self.threshold,
             "prefix_padding_ms": self.prefix_padding_ms,
             "silence_duration_ms": self.silence_duration_ms,
-            "idle_timeout_ms": self.idle_timeout_ms,
             "create_response": self.create_response,
             "interrupt_response": self.interrupt_response,
         }
+        if self.idle_timeout_ms is not None:
+            wire["idle_timeout_ms"] = self.idle_timeout_ms
+        return wire
 
 
 #: What the real services put in ``session.created`` (protocol reference §3.1): note 200 ms.
@@ -81,6 +93,11 @@ class SessionConfig:
     turn_detection: TurnDetection | None = field(default=SERVICE_DEFAULT_TURN_DETECTION)
     transcription_model: str | None = None
     noise_reduction: str | None = None
+    #: ``audio.input.noise_reduction.strength`` (GA, §10.4): None leaves the service's (1 when
+    #: noise reduction is first enabled; omitting it keeps the current one).
+    noise_reduction_strength: float | None = None
+    #: ``reasoning.effort`` (GA reasoning models, §10.2); None: not sent, the model's default.
+    reasoning_effort: str | None = None
     temperature: float = 0.8
     max_output_tokens: int | str = "inf"
     tools: tuple[dict[str, object], ...] = ()

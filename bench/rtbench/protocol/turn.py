@@ -3,7 +3,10 @@
 The session hands every received event with the time it was stamped (before parsing) and the
 send time of the chunk holding the last speech sample (``T_eos``). The tracker attributes
 events to this turn's response (the first ``response.created`` after the turn began; deltas of
-any other response are ignored) and derives the latencies of protocol reference §7.2.
+any other response are ignored) and derives the latencies of protocol reference §7.2. A
+response that answered only part of the utterance (the server's VAD ended the turn in a pause:
+cancelled by the rest of the speech, or over before ``T_eos``) is replaced by the next one, the
+turn flagged ``premature`` (§3.4, :meth:`TurnTracker._answer_again`).
 """
 
 from __future__ import annotations
@@ -47,8 +50,12 @@ class TurnTracker:
 
     def __init__(self, record: TurnRecord, claimed: set[str] | None = None,
                  on_first_audio: Callable[[], None] | None = None, *,
-                 audible_threshold: float = AUDIBLE_THRESHOLD, expect_audio: bool = False) -> None:
+                 audible_threshold: float = AUDIBLE_THRESHOLD, expect_audio: bool = False,
+                 spoken: bool = False) -> None:
         self.record = record
+        # the caller stamps T_eos when the utterance's last speech chunk leaves (a typed prompt
+        # and the probe's speech do not): a response over before then answered too early
+        self.spoken = spoken
         self.audible_threshold = audible_threshold
         self.expect_audio = expect_audio    # the session asked for audio: none is a failure
         self.claimed = claimed if claimed is not None else set()
@@ -143,7 +150,8 @@ class TurnTracker:
             if isinstance(rid, str) and rid not in self.claimed:
                 self.record.response_id = rid
                 self.claimed.add(rid)
-                self.t_response_created = t
+                if self.t_response_created is None:  # the first: a too-early one stays early
+                    self.t_response_created = t
 
     def _item(self, item_id: object) -> ItemAudio:
         key = item_id if isinstance(item_id, str) else ""
@@ -204,16 +212,40 @@ class TurnTracker:
             return
         if rid is None and response.get("id") in self.claimed:
             return  # another turn's response (a failed one may come without response.created)
+        details = response.get("status_details")
+        status = response.get("status")
+        heard_more = (status == "cancelled" and isinstance(details, Mapping)
+                      and details.get("reason") == "turn_detected")
+        too_early = self.spoken and self.t_eos is None and status != "failed"
+        if rid is not None and self.t_barge is None and (heard_more or too_early):
+            self._answer_again()
+            return
         self.t_done = t
         self.record.response_id = response.get("id")
         self.record.response_status = str(response.get("status"))
-        details = response.get("status_details")
         if isinstance(details, Mapping):
             self.record.status_reason = details.get("reason")
             if details.get("error") is not None:
                 self.error = ErrorInfo.from_mapping(details.get("error"))
         _copy_usage(self.record, response.get("usage"))
         self.finished = True
+
+    def _answer_again(self) -> None:
+        """This turn's response answered part of the utterance: the server cancelled it because
+        it heard more speech (``turn_detected``) and no barge-in was sent, or it was over before
+        the utterance's last speech chunk left. The utterance went on after a pause the server's
+        VAD took for the end of the turn (premature endpointing): with ``interrupt_response``
+        the new speech cancels the response, and with ``create_response`` the server answers
+        again once that speech ends (protocol reference §3.4). That answer is this turn's. So
+        the turn follows the next response; the first stays claimed (no other turn takes it),
+        and the stamps that came too early (``response.created``, ``speech_stopped``) keep the
+        turn ``premature``."""
+        self.record.response_id = None
+        self.item_id = None
+        self.t_first_audio = self.t_last_audio = self.t_first_transcript = None
+        self.t_play_end = None
+        self.items = {}
+        self.record.output_audio_ms = 0.0
 
     def _on_error(self, event: Event, t: float) -> None:
         info = event.error_fields()
@@ -248,8 +280,10 @@ class TurnTracker:
         if rec.ttfa_ms is not None and rec.ttfb_ms is not None:
             rec.silence_pad_ms = rec.ttfa_ms - rec.ttfb_ms
         early = [s for s in (self.t_response_created, self.t_speech_stopped) if s is not None]
-        # a typed prompt has no T_eos: nothing to answer too early
-        rec.premature = bool(early) and self.t_eos is not None and min(early) < self.t_eos
+        # a typed prompt has no T_eos: nothing to answer too early; a spoken turn that ended
+        # before its T_eos (an error while the user spoke) had its stamps before it too
+        rec.premature = bool(early) and (min(early) < self.t_eos if self.t_eos is not None
+                                         else self.spoken)
         rec.output_items = len(items)
         rec.preamble_audio_ms = sum(i.received_ms for i in items[:-1])
         if self.t_barge is not None:

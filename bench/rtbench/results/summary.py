@@ -1,4 +1,5 @@
-"""Per region × model summary: counts, error rates and percentiles from the HDR histograms.
+"""Per region × model (× reasoning effort) summary: counts, error rates and percentiles from
+the HDR histograms.
 
 Percentiles come from histograms (exact to 3 significant digits, mergeable), never from
 pandas quantiles over raw samples.
@@ -22,7 +23,10 @@ def summarize(
     turns_per_session: int,
     sessions: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """One row per (region, model) with sessions, turns, error rates and p50..max per metric.
+    """One row per (region, model, effort) with sessions, turns, error rates and p50..max per
+    metric. ``effort`` is the reasoning effort the targets' sessions asked for ("" when none
+    did): targets that differ only in it are not pooled (protocol reference §10.2: effort is a
+    dimension to compare).
 
     ``error_rate`` = (failed turns + turns lost by sessions that failed before their first turn)
     over (turns + those lost turns): a session refused at connect counts as all its turns
@@ -31,11 +35,12 @@ def summarize(
     played because the run stopped first (``turns_not_run``: not errors). Without a sessions
     table, the manifest's planned session counts are used.
     """
-    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    groups: dict[tuple[str, str, str], list[Mapping[str, Any]]] = {}
     for t in targets:
-        groups.setdefault((str(t["region"]), str(t["model"])), []).append(t)
+        label = (str(t["region"]), str(t["model"]), str(t.get("effort") or ""))
+        groups.setdefault(label, []).append(t)
     rows = []
-    for (region, model), members in sorted(groups.items()):
+    for (region, model, effort), members in sorted(groups.items()):
         names = {str(m["name"]) for m in members}
         gt = turns[turns["target"].isin(names)]
         ge = errors[errors["target"].isin(names)]
@@ -66,6 +71,7 @@ def summarize(
         row: dict[str, Any] = {
             "region": region,
             "model": model,
+            "effort": effort,
             "targets": ",".join(sorted(names)),
             # one scenario per run, so one mode; shown so runs of different modes are not pooled
             "turn_mode": ",".join(sorted(set(gt["turn_mode"].dropna()))) if len(gt) else "",
@@ -84,6 +90,8 @@ def summarize(
             "premature": int(gt["premature"].sum()) if "premature" in gt else 0,
             "premature_rate": float(gt["premature"].mean()) if len(gt) and "premature" in gt
             else float("nan"),
+            # completed with nothing audible although the session asked for audio (§10.3)
+            "no_audio": int((ge["kind"] == "no_audio").sum()) if "kind" in ge else 0,
         }
         out_of_range = 0
         for metric in ALL_METRICS:
@@ -100,21 +108,35 @@ def summarize(
     return pd.DataFrame(rows)
 
 
+#: The end-of-run table: summary column -> header; then each latency as "p50/p95" in whole ms
+#: (from the histograms, premature turns left out); ``premature`` and ``no_audio`` count turns.
+TABLE_COLUMNS = {"region": "region", "model": "model", "effort": "effort", "sessions": "sess",
+                 "turns_ok": "ok", "error_rate": "err %"}
+TABLE_LATENCIES = {"ttfb_ms": "TTFB p50/95", "ttfa_ms": "TTFA p50/95",
+                   "ttfa_answer_ms": "answer p50/95"}
+TABLE_COUNTS = ("premature", "no_audio")
+
+
+def _p50_p95(summary: pd.DataFrame, metric: str) -> list[str]:
+    """``"p50/p95"`` of ``metric`` per row, in whole ms (``-`` where not measured)."""
+    missing = pd.Series(float("nan"), index=summary.index)
+    p50, p95 = (summary.get(f"{metric}_{q}", missing) for q in ("p50", "p95"))
+    return [("-" if pd.isna(a) else f"{a:.0f}") + "/" + ("-" if pd.isna(b) else f"{b:.0f}")
+            for a, b in zip(p50, p95, strict=True)]
+
+
 def format_table(summary: pd.DataFrame) -> str:
-    """The short table printed at the end of a run."""
-    cols = {
-        "region": "region",
-        "model": "model",
-        "sessions": "sessions",
-        "turns_ok": "turns ok",
-        "error_rate": "err %",
-        "ttfa_ms_p50": "TTFA p50",
-        "ttfa_ms_p95": "p95",
-        "ttfa_ms_p99": "p99",
-        "ttfa_ms_max": "max",
-        "vad_ms_p50": "VAD p50",
-        "send_lateness_ms_p99": "late p99",
-    }
-    view = summary[list(cols)].rename(columns=cols).copy()
-    view["err %"] = (view["err %"] * 100).round(2)
-    return str(view.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+    """The short table printed at the end of a run: first byte, first audible sample and the
+    answer's first audible sample (p50/p95), and the turns answered too early (``premature``)
+    or with nothing audible (``no_audio``). ``effort`` only when a target set one; under 100
+    columns for the simulator's labels."""
+    view = summary.reindex(columns=list(TABLE_COLUMNS)).copy()
+    if not any(isinstance(v, str) and v for v in view["effort"]):
+        view = view.drop(columns="effort")
+    view["error_rate"] = (view["error_rate"] * 100).round(2)
+    view.columns = [TABLE_COLUMNS[c] for c in view.columns]
+    for metric, header in TABLE_LATENCIES.items():
+        view[header] = _p50_p95(summary, metric)
+    for count in TABLE_COUNTS:
+        view[count] = summary.get(count, pd.Series(0, index=summary.index)).fillna(0).astype(int)
+    return str(view.to_string(index=False, float_format=lambda v: f"{v:.1f}", na_rep="-"))

@@ -12,7 +12,7 @@ import heapq
 import itertools
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -40,8 +40,8 @@ MAX_METADATA_PAIRS = 16
 #: sessions must not grow without bound (~1 kB per item).
 MAX_ITEMS = 256
 #: ``response.create`` fields that are not session fields (the rest override the session's).
-_RESPONSE_ONLY_KEYS = ("metadata", "conversation", "input", "prompt", "reasoning",
-                       "parallel_tool_calls")
+#: (``reasoning`` is a session field too: a response's effort overrides the session's, §10.2.)
+_RESPONSE_ONLY_KEYS = ("metadata", "conversation", "input", "prompt", "parallel_tool_calls")
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,11 +112,22 @@ class _Store:
     update: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class _Idle:
+    """Internal timer: ``idle_timeout_ms`` after the last response's audio has played; fires
+    only if nothing started since (speech or a response bump ``generation``)."""
+
+    generation: int
+
+
+_Internal = _Finish | _Answer | _Store | _Idle
+
+
 @dataclass(order=True)
 class _Pending:
     due: float
     seq: int
-    output: Output | _Finish | _Answer | _Store = field(compare=False)
+    output: Output | _Internal = field(compare=False)
     tag: str | None = field(compare=False, default=None)  # response id, for cancellation
 
 
@@ -174,14 +185,14 @@ class SimSession:
         self._last_response_id: str | None = None
         self._deltas: dict[tuple[int, int], str] = {}
         self.counts: dict[str, int] = {}
+        self._idle_generation = 0       # bumped by speech and responses: stale idle timers
 
     # -- scheduling ------------------------------------------------------------------------
 
     def _emit(self, at: float, etype: str, tag: str | None = None, **data: Any) -> None:
         self._push(at, Event(etype, data), tag)
 
-    def _push(self, at: float, output: Output | _Finish | _Answer | _Store,
-              tag: str | None = None) -> None:
+    def _push(self, at: float, output: Output | _Internal, tag: str | None = None) -> None:
         heapq.heappush(self._queue, _Pending(at, next(self._seq), output, tag))
 
     def next_due(self) -> float | None:
@@ -200,6 +211,9 @@ class SimSession:
                 continue
             if isinstance(item, _Answer):
                 self._answer(item)
+                continue
+            if isinstance(item, _Idle):
+                self._idle_timeout(item, pending.due)
                 continue
             out.append(item)
             if isinstance(item, Close):
@@ -346,6 +360,7 @@ class SimSession:
             self._speech_end_arrival = now
 
     def _speech_started(self, now: float, audio_start_ms: int) -> None:
+        self._idle_generation += 1
         self._item_id = new_id("item")
         self._emit(now, EventType.SPEECH_STARTED, audio_start_ms=audio_start_ms,
                    item_id=self._item_id)
@@ -505,6 +520,7 @@ class SimSession:
         ``params`` carries a ``response.create``'s overrides; a VAD turn has none. With a
         preamble (profile ``preamble_ms``) the response speaks two message items (§10.2)."""
         self.responses_started += 1
+        self._idle_generation += 1
         fault = self.response_fault(self.responses_started)
         if fault is not None and fault.kind == "stall":
             self._push(at, Injected("stall"))  # nothing at all: the client must time out
@@ -513,6 +529,10 @@ class SimSession:
         resp = params or _Response(id=new_id("resp"), item_id=new_id("item"),
                                    input_item_id=None, cfg=self.config)
         resp.input_item_id = resp.previous_item_id = input_item
+        if fault is not None and fault.kind == "text_only":
+            # a text-only model (or mock) answers in text whatever the session asked for
+            self._push(at, Injected(fault.kind))
+            resp.cfg = replace(resp.cfg, output_modalities=("text",))
         cfg = resp.cfg
         self.response = resp
         self._last_response_id = resp.id
@@ -528,8 +548,10 @@ class SimSession:
         resp.audio_ms = float(pad + (prof.preamble_ms if preamble else prof.response_audio_ms))
         audio = cfg.output_modalities == ("audio",)
         self._open_item(at, resp, audio, tag)
-        # First audio: from the arrival of the end of speech, never before the decision.
-        latency = prof.first_audio.sample(self.rng) + prof.load_penalty_ms(self.load())
+        # First audio: from the arrival of the end of speech, never before the decision; a
+        # reasoning model thinks longer at a higher effort (§10.2).
+        latency = (prof.first_audio.sample(self.rng) + prof.load_penalty_ms(self.load())
+                   + prof.effort_delay(cfg.reasoning_effort))
         first = max(at, (anchor if anchor is not None else at) + latency / 1000.0)
         factor = prof.realtime_factor
         if fault is not None and fault.kind == "slow_drip":
@@ -646,9 +668,9 @@ class SimSession:
         if resp.in_conversation:
             self._item_audio_ms[resp.item_id] = audio_ms
         output = [*resp.done_items, item]
-        usage = payloads.usage(2000.0, audio_ms + sum(
-            self._item_audio_ms.get(i["id"], 0.0) for i in resp.done_items),
-            len(transcript.split()))
+        spoken_ms = audio_ms + sum(self._item_audio_ms.get(i["id"], 0.0) for i in resp.done_items)
+        usage = payloads.usage(2000.0, spoken_ms, len(transcript.split()))
+        self._arm_idle_timeout(now + spoken_ms / 1000.0)
         self._emit(now, EventType.RESPONSE_DONE, response=self._response_body(
             resp, status=status, status_details=details, output=output, usage=usage))
         self._emit(now, EventType.RATE_LIMITS_UPDATED, **payloads.rate_limits(
@@ -750,6 +772,31 @@ class SimSession:
         self._item_audio_ms[str(item_id)] = float(end)
         self._emit(now, EventType.ITEM_TRUNCATED, item_id=item_id,
                    content_index=event.get("content_index", 0), audio_end_ms=end)
+
+    def _arm_idle_timeout(self, played: float) -> None:
+        """GA server VAD with ``idle_timeout_ms``: the timeout runs from ``played``, the
+        ``response.done`` time plus the response's audio playback duration (the SDK docstring
+        of ``idle_timeout_ms``; §3.4)."""
+        td = self.config.turn_detection
+        if (self.dialect is Dialect.GA and td is not None and td.type == "server_vad"
+                and td.idle_timeout_ms is not None):
+            self._push(played + td.idle_timeout_ms / 1000.0, _Idle(self._idle_generation))
+
+    def _idle_timeout(self, timer: _Idle, now: float) -> None:
+        """No speech and no response since the timer was armed: ``timeout_triggered`` with the
+        silent segment (its length the timeout, §4.4 fields), the empty audio committed as an
+        item, and a response (the SDK docstring of ``InputAudioBufferTimeoutTriggered``)."""
+        td = self.config.turn_detection
+        vad = self._vad
+        if (timer.generation != self._idle_generation or self.response is not None
+                or td is None or td.idle_timeout_ms is None or (vad is not None and vad.in_speech)):
+            return
+        end = int(self.input_ms)
+        item_id = new_id("item")
+        self._emit(now, EventType.INPUT_AUDIO_TIMEOUT, audio_start_ms=max(0, end - td.idle_timeout_ms),
+                   audio_end_ms=end, item_id=item_id)
+        self._commit(now, item_id)
+        self._start_response(now, item_id, anchor=now)
 
     def _finish_marker(self, marker: _Finish, now: float) -> None:
         if self.response is None or self.response.id != marker.response_id:

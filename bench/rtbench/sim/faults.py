@@ -52,6 +52,7 @@ SCOPES: dict[str, Scope] = {
     "stall": Scope.RESPONSE,
     "malformed_json": Scope.RESPONSE,
     "slow_drip": Scope.RESPONSE,
+    "text_only": Scope.RESPONSE,
 }
 
 #: Parameters a kind accepts, with defaults. ``after_deltas``: audio deltas sent before the

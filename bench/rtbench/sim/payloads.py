@@ -39,11 +39,11 @@ def session_object(
                  "tracing": None, "prompt": None, "include": None})
     if dialect is Dialect.GA:
         body["truncation"] = "auto"
+        td = body["audio"]["input"]["turn_detection"]
+        if isinstance(td, dict) and td["type"] == "server_vad":
+            td.setdefault("idle_timeout_ms", None)  # the services show it, null when unset (§3.1)
     else:
-        body["client_secret"] = None
-        td = body.get("turn_detection")
-        if isinstance(td, dict) and td.get("idle_timeout_ms") is None:
-            td.pop("idle_timeout_ms", None)  # beta sessions never showed it (fixtures)
+        body["client_secret"] = None  # beta sessions never showed idle_timeout_ms (fixtures)
     return body
 
 

@@ -12,9 +12,18 @@ import math
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Any
 
+from ..protocol.session_config import REASONING_EFFORTS
+
 Z99 = 2.3263478740408408  # standard normal quantile at 0.99
+
+#: Extra first-audio delay (ms) per ``reasoning.effort`` (§10.2): illustrative, not measured
+#: (a higher effort thinks longer before it speaks; aiewf-eval saw ~770 ms between minimal and
+#: medium on another provider's model). A session that sets no effort gets none.
+DEFAULT_EFFORT_DELAY_MS: Mapping[str, float] = MappingProxyType(
+    {"minimal": 0.0, "low": 200.0, "medium": 500.0, "high": 1000.0, "xhigh": 2000.0})
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +58,8 @@ class Profile:
     preamble message item of ``preamble_ms`` audio comes first, and the answer item's first
     audio follows ``answer_delay`` after the preamble has played (in real time from its first
     byte). So first audible = first audio + pad, and the answer is heard pad + preamble +
-    answer delay after the first byte.
+    answer delay after the first byte. A session (or response) that sets ``reasoning.effort``
+    waits ``effort_delay_ms[effort]`` more for its first audio.
     """
 
     name: str = "default"
@@ -70,8 +80,14 @@ class Profile:
     preamble_ms: int = 0
     preamble_probability: float = 1.0
     answer_delay: Dist = field(default_factory=lambda: Dist(0.0))
+    effort_delay_ms: Mapping[str, float] = field(default_factory=lambda: DEFAULT_EFFORT_DELAY_MS)
 
     def __post_init__(self) -> None:
+        unknown = sorted(set(self.effort_delay_ms) - set(REASONING_EFFORTS))
+        if unknown or any(v < 0 for v in self.effort_delay_ms.values()):
+            raise ValueError(f"effort_delay_ms takes non-negative values for "
+                             f"{', '.join(REASONING_EFFORTS)}"
+                             + (f", not {unknown[0]!r}" if unknown else ""))
         if self.silence_pad_ms < 0 or self.preamble_ms < 0 or not (
                 0.0 <= self.preamble_probability <= 1.0):
             raise ValueError("silence_pad_ms and preamble_ms must be non-negative, "
@@ -80,6 +96,10 @@ class Profile:
             raise ValueError("delta_ms, response_audio_ms and realtime_factor must be positive")
         if self.session_max_s <= 0 or self.knee_sessions < 0 or self.per_session_over_knee_ms < 0:
             raise ValueError("session_max_s must be positive, knee values non-negative")
+
+    def effort_delay(self, effort: str | None) -> float:
+        """Extra first-audio delay (ms) of a response at ``effort`` (0 when none is set)."""
+        return 0.0 if effort is None else float(self.effort_delay_ms.get(effort, 0.0))
 
     def load_penalty_ms(self, active_sessions: int) -> float:
         """Extra first-audio delay at ``active_sessions`` concurrent sessions."""
@@ -111,9 +131,19 @@ def _dist(raw: object, where: str) -> Dist:
     raise ProfileError(f"{where} must be a number or {{ median = ..., p99 = ... }}")
 
 
+def _effort_delays(raw: object, where: str) -> Mapping[str, float]:
+    """``effort_delay_ms = { low = 300, ... }``: the efforts named replace the defaults."""
+    if not isinstance(raw, Mapping) or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in raw.values()):
+        raise ProfileError(f"{where} must be a table of milliseconds by effort "
+                           f"({', '.join(REASONING_EFFORTS)})")
+    return MappingProxyType({**DEFAULT_EFFORT_DELAY_MS,
+                             **{str(k): float(v) for k, v in raw.items()}})
+
+
 def profile_from_table(table: Mapping[str, Any], where: str, name: str = "default") -> Profile:
     """A :class:`Profile` from one TOML table; unknown keys and bad values are errors."""
-    unknown = sorted(set(table) - set(_DIST_KEYS) - set(_PLAIN_KEYS))
+    unknown = sorted(set(table) - set(_DIST_KEYS) - set(_PLAIN_KEYS) - {"effort_delay_ms"})
     if unknown:
         raise ProfileError(f"{where}: unknown key {unknown[0]!r}")
     changes: dict[str, Any] = {"name": name}
@@ -128,6 +158,9 @@ def profile_from_table(table: Mapping[str, Any], where: str, name: str = "defaul
                 if not ok or isinstance(value, bool):
                     raise ProfileError(f"{where}.{key} must be {typ.__name__}")
                 changes[key] = typ(value)
+        if "effort_delay_ms" in table:
+            changes["effort_delay_ms"] = _effort_delays(table["effort_delay_ms"],
+                                                        f"{where}.effort_delay_ms")
         return replace(Profile(), **changes)
     except ValueError as exc:
         if isinstance(exc, ProfileError):

@@ -326,12 +326,35 @@ def check_json_out(ran: Ran) -> None:
     assert points["ttfa_ms"] == 4 and points["turns"] == 4 and points["sessions"] == 2, points
 
 
+#: Budgets on the load generator itself: on a machine too busy for it to keep its schedule
+#: they fail, correctly, whatever the target does.
+GENERATOR_BUDGETS = ("send_lateness.", "loop_lag.")
+
+
+def skip_if_only_the_generator_failed(ran: Ran, junit: Path) -> None:
+    """The documented result (every check passes) holds on a machine that keeps the generator
+    on schedule, as the README says; when the only failures are the generator's own budgets,
+    rtbench did its job (exit 4: its figures were not to be trusted) and the example's claim
+    cannot be checked here: skip, naming what the generator measured."""
+    if ran.code != 4 or not junit.is_file():
+        return
+    failed: dict[str, str] = {}
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        failure = case.find("failure")
+        if failure is not None:
+            failed[case.get("name", "")] = failure.get("message", "")
+    if failed and all(name.startswith(GENERATOR_BUDGETS) for name in failed):
+        pytest.skip("the machine was too busy for the load generator to keep its schedule: "
+                    + "; ".join(f"{name}: {msg}" for name, msg in failed.items()))
+
+
 def check_release_gate(ran: Ran) -> None:
     """Against the simulator every check passes, the eastus2 budget included; the artifact and
     report steps find their files."""
+    (run,) = _complete(ran, 1)
+    skip_if_only_the_generator_failed(ran, run["_dir"] / "junit.xml")
     assert ran.code == 0 and ran.steps == [("Benchmark and gate", 0)], ran.explain()
     assert "rtbench: aborting" not in ran.stderr
-    (run,) = _complete(ran, 1)
     assert run["_dir"] == ran.cwd / "results" / "ci"
     assert [t["region"] for t in run["targets"]] == ["eastus2"]
     cases = {c.get("name"): c for c in ET.parse(run["_dir"] / "junit.xml").getroot().iter("testcase")}

@@ -36,7 +36,7 @@ from ..results.store import (
     load_sessions,
     load_tables,
 )
-from ..results.summary import summarize
+from ..results.summary import any_effort, summarize
 from .gate import turns_per_session
 from .reportsections import (
     config_section,
@@ -203,7 +203,7 @@ def render(run_dir: Path) -> str:
         sessions)
     if len(summary):
         cols = [c for c in TABLE_COLUMNS if c in summary.columns
-                and (c != "effort" or any(isinstance(v, str) and v for v in summary[c]))]
+                and (c != "effort" or any_effort(summary[c]))]
         parts.append(table(summary.to_dict("records"), cols, "summary"))
     parts.append("<h2>Latency distributions</h2>")
     curves = [(m, plot_percentiles(recorder, targets, m)) for m in CURVE_METRICS]

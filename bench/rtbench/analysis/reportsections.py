@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from ..results.store import table_rows
+from ..results.summary import any_effort
 
 #: Rows of the errors table; the rest are counted, and are all in errors.parquet.
 MAX_ERROR_ROWS = 50
@@ -122,7 +123,7 @@ def config_section(manifest: Mapping[str, Any]) -> str:
     targets = list(manifest.get("targets", []))
     if targets:
         shown = [c for c in TARGET_COLUMNS if any(c in t for t in targets)
-                 and (c != "effort" or any(t.get(c) for t in targets))]  # effort only if set
+                 and (c != "effort" or any_effort(t.get(c) for t in targets))]
         parts.append(table(targets, shown, "targets"))
     if model := manifest.get("load_model"):
         given = {k: v for k, v in model.items() if v is not None}

@@ -108,6 +108,12 @@ def summarize(
     return pd.DataFrame(rows)
 
 
+def any_effort(values: Iterable[object]) -> bool:
+    """Did any target's sessions ask for a reasoning effort? Tables show the ``effort`` column
+    only then (a run that sets none would carry an empty one)."""
+    return any(isinstance(v, str) and v for v in values)
+
+
 #: The end-of-run table: summary column -> header; then each latency as "p50/p95" in whole ms
 #: (from the histograms, premature turns left out); ``premature`` and ``no_audio`` count turns.
 TABLE_COLUMNS = {"region": "region", "model": "model", "effort": "effort", "sessions": "sess",
@@ -131,7 +137,7 @@ def format_table(summary: pd.DataFrame) -> str:
     or with nothing audible (``no_audio``). ``effort`` only when a target set one; under 100
     columns for the simulator's labels."""
     view = summary.reindex(columns=list(TABLE_COLUMNS)).copy()
-    if not any(isinstance(v, str) and v for v in view["effort"]):
+    if not any_effort(view["effort"]):
         view = view.drop(columns="effort")
     view["error_rate"] = (view["error_rate"] * 100).round(2)
     view.columns = [TABLE_COLUMNS[c] for c in view.columns]

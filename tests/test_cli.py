@@ -67,6 +67,8 @@ def test_rtbench_sessions_5_runs_against_the_embedded_simulator(tmp_path: Path,
     turns = pd.read_parquet(run / "turns.parquet")
     assert len(turns) == 5 and set(turns["region"]) == {"local"}
     assert "TTFA p50/95" in proc.stdout and str(run) in proc.stdout
+    stalls = json.loads((run / "manifest.json").read_text())["loop_stalls"]
+    assert stalls["steps"] > 100 and stalls["worst_ms"] >= 0.0   # the run's own loop, timed
 
 
 @pytest.mark.integration

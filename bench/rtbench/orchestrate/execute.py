@@ -36,6 +36,7 @@ from ..live.watcher import Watcher
 from ..metrics import saturation
 from ..process.exitcodes import EXIT_NOTHING_MEASURED, EXIT_OK
 from ..process.gcpolicy import freeze_baseline
+from ..process.loopstalls import LoopStalls
 from ..results.diagnosis import unanimous_failures
 from ..results.intervallog import write_whole_run
 from ..results.store import SUMMARY_CSV, ResultsWriteError, RunStore, load_manifest, load_sessions
@@ -163,10 +164,13 @@ def execute(plan: RunPlan, results_root: Path, run_id: str | None = None,
     stopped_by: list[str] = []
     progress = RunProgress()
     monitors = [functools.partial(w, store, progress) for w in watchers]
+    stalls = LoopStalls()
     try:
         if runner is None:
             freeze_baseline()
-            trio.run(_run_until_signal, plan, plans, store, stopped_by, progress, monitors)
+            trio.run(_run_until_signal, plan, plans, store, stopped_by, progress, monitors,
+                     instruments=[stalls])
+            store.update_manifest(loop_stalls=stalls.as_dict())
         else:  # shards in other processes; live watchers need this process's loop: not run
             started, t0 = time.time(), time.monotonic()
             runner(plan, plans, store, stopped_by)

@@ -7,7 +7,7 @@ import time
 import trio
 import trio.testing
 
-from rtbench.client.pacer import Pacer, spread_phase
+from rtbench.client.pacer import SLICE_S, Pacer, Tick, spread_phase
 from rtbench.client.session import ClientSession
 from rtbench.client.workload import load_utterance, plan_chunks
 from rtbench.config.scenario import Scenario, Target
@@ -176,3 +176,27 @@ def test_the_eos_mark_gets_the_send_completion_time(scenario: Scenario) -> None:
         ws.t_complete = 2.0 + 0.020 * k + 0.001
         session._send_due(ws, 2.0 + 0.020 * k)  # type: ignore[arg-type]
     assert turn.tracker.t_eos == 2.0 + 0.020 * plan.eos_chunk + 0.001
+
+
+def test_one_serve_stops_after_its_time_slice_and_says_more_are_due() -> None:
+    """A step of the pacer holds the loop for every reader: slow ticks (a slow CPU) end a
+    slice early, and the next serve goes on where it stopped, nothing skipped."""
+    clock = Clock()
+    pacer = Pacer(clock)
+    seen: list[int] = []
+
+    def slow(i: int) -> Tick:
+        def tick(deadline: float) -> bool:
+            time.sleep(SLICE_S / 4)   # four of these fill a slice
+            seen.append(i)
+            return False
+        return tick
+
+    for i in range(40):
+        pacer.add(slow(i), 0.020, t0=0.0)
+    clock.now = 0.020
+    first = pacer.serve_due()
+    assert pacer.more_due and 8 <= first < 40     # stopped at the first check past its slice
+    while pacer.more_due:
+        pacer.serve_due()
+    assert sorted(seen) == list(range(40)) and len(seen) == 40

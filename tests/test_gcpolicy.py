@@ -73,19 +73,35 @@ async def test_a_full_pass_runs_when_the_process_falls_idle_after_work(
     assert schedule.pauses.collected >= 1 and schedule.pauses.max_s == paused[0] > 0
 
 
-async def test_a_full_pass_runs_at_the_latest_every_full_every_s(
+async def test_a_full_pass_runs_every_full_every_s_when_the_heap_grew(
         autojump_clock: trio.testing.MockClock) -> None:
-    schedule = ScheduledGc(check_every_s=0.01, full_every_s=0.05)
+    schedule = ScheduledGc(check_every_s=0.01, full_every_s=0.05, min_growth=1000)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(schedule.run)
         await trio.sleep(0.02)
         cycle = _garbage_cycle()
+        kept = [[i] for i in range(2000)]   # 2,000 new tracked objects, alive
         with trio.fail_after(2):
             while cycle() is not None:
                 await trio.sleep(0.01)
         nursery.cancel_scope.cancel()
-    assert schedule.pauses.passes >= 1
+    assert schedule.pauses.passes >= 1 and len(kept) == 2000
     assert schedule.pauses.as_dict()["passes"] == schedule.pauses.passes
+
+
+async def test_an_overdue_pass_is_skipped_when_the_heap_did_not_grow(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """A steady loop frees what it makes by reference counting: a timed pass would stop every
+    session for nothing, so none is taken."""
+    schedule = ScheduledGc(check_every_s=0.01, full_every_s=0.05, min_growth=100_000)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(schedule.run)
+        for _ in range(30):
+            made = [[i] for i in range(1000)]   # made and freed again: no net growth
+            del made
+            await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()
+    assert schedule.pauses.passes == 0
 
 
 async def test_finished_sessions_leave_no_reference_cycles(scenario: Scenario,

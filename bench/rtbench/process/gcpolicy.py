@@ -17,9 +17,13 @@ the next full pass). So :class:`ScheduledGc`:
 * turns automatic collection off while the loop runs (and back on when it ends);
 * collects everything when the process falls idle after work (``idle()``, e.g. the simulator
   with no session left), where a pause delays nobody;
-* and at the latest every ``full_every_s`` (default 300 s), so memory stays bounded however
-  long the process runs. That pause (about 0.1–0.2 s at a thousand sessions) is timed into
-  :class:`GcPauses`, and shows in the loop-lag figures like any other stall;
+* and every ``full_every_s`` (default 300 s) *if the tracked heap grew* by ``min_growth``
+  objects since the last pass (``gc.get_count()[0]`` with collection off counts allocations
+  of tracked objects minus their deallocations, so it grows only by what is still alive:
+  garbage in cycles, or a larger live set). Memory stays bounded however long the process
+  runs, and a steady run whose sessions are freed by reference counting pays no pass at all:
+  such a pass (about 0.1–0.2 s at a thousand sessions) stops the loop for every session, is
+  timed into :class:`GcPauses` and shows in the loop-lag and loop-stall figures;
 * and :func:`freeze_baseline`, called once before a process's loop starts, collects and then
   *freezes* what is left (``gc.freeze()``): the modules, the workload and the configuration
   live for the whole run, and scanning them again at each pass was half its length (a process
@@ -39,6 +43,9 @@ import trio
 
 FULL_EVERY_S = 300.0
 CHECK_EVERY_S = 1.0
+#: Net new tracked objects that make a timed pass worth its pause (~10 MB of small objects;
+#: a thousand live sessions hold fewer than that, so ramp-up alone rarely triggers one).
+MIN_GROWTH = 100_000
 
 
 @dataclass
@@ -67,8 +74,9 @@ class ScheduledGc:
     def __init__(self, *, full_every_s: float = FULL_EVERY_S,
                  idle: Callable[[], bool] | None = None, pauses: GcPauses | None = None,
                  on_pause: Callable[[float], None] | None = None,
-                 check_every_s: float = CHECK_EVERY_S) -> None:
+                 check_every_s: float = CHECK_EVERY_S, min_growth: int = MIN_GROWTH) -> None:
         self.full_every_s = full_every_s
+        self.min_growth = min_growth
         self.idle = idle
         self.on_pause = on_pause
         self.check_every_s = check_every_s
@@ -83,9 +91,12 @@ class ScheduledGc:
             while True:
                 await trio.sleep(self.check_every_s)
                 idle = self.idle is not None and self.idle()
-                if (idle and busy) or trio.current_time() - last >= self.full_every_s:
+                due = trio.current_time() - last >= self.full_every_s
+                if (idle and busy) or (due and gc.get_count()[0] >= self.min_growth):
                     self.collect()
                     last, busy = trio.current_time(), False
+                elif due:
+                    last = trio.current_time()   # nothing worth a pause: look again later
                 else:
                     busy = busy or not idle
         finally:
@@ -108,4 +119,4 @@ def freeze_baseline() -> None:
     gc.freeze()
 
 
-__all__ = ["FULL_EVERY_S", "GcPauses", "ScheduledGc", "freeze_baseline"]
+__all__ = ["FULL_EVERY_S", "MIN_GROWTH", "GcPauses", "ScheduledGc", "freeze_baseline"]

@@ -31,11 +31,14 @@ def test_a_blocking_step_is_named_and_timed_and_short_steps_are_only_counted() -
     assert len(ours) == 1 and ours[0]["worst_ms"] >= 30.0 and ours[0]["over_threshold"] == 1
     assert report["worst_ms"] >= 30.0   # no step can be longer than the loop was held
     assert report["threshold_ms"] == 1.0
+    # time.sleep holds the loop without using the CPU: it reads as preemption, not work
+    assert ours[0]["worst_cpu_ms"] < 15.0 and report["preempted"] >= 1
 
 
 def test_names_lose_only_the_package_prefix() -> None:
     stalls = LoopStalls()
-    stalls.by_task["rtbench.client.pacer.Pacer.run"] = [0.002, 3, 1.5]
+    stalls.by_task["rtbench.client.pacer.Pacer.run"] = [0.002, 0.0005, 3, 1.5]
     assert stalls.as_dict()["worst_task"] == "client.pacer.Pacer.run"
     assert stalls.as_dict()["tasks"][0] == {"task": "client.pacer.Pacer.run", "worst_ms": 2.0,
-                                            "over_threshold": 3, "worst_at_s": 1.5}
+                                            "worst_cpu_ms": 0.5, "over_threshold": 3,
+                                            "worst_at_s": 1.5}

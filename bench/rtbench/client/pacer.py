@@ -40,8 +40,8 @@ Tick = Callable[[float], bool]
 
 #: Serve at most this many chunks before letting other tasks (readers) run...
 BATCH = 64
-#: ...and no longer than this at a time (checked every 8 chunks): one step of the pacer is a
-#: stall for every reader waiting behind it, and a chunk costs 20-60 µs depending on the CPU.
+#: ...and no longer than this at a time (checked after every chunk): one step of the pacer is
+#: a stall for every reader waiting behind it, and a chunk costs 20-60 µs depending on the CPU.
 SLICE_S = 0.0005
 
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
@@ -123,8 +123,7 @@ class Pacer:
             if paced.tick(deadline) and not paced.stopped:
                 paced.k += 1
                 heapq.heappush(heap, (paced.deadline(), next(self._seq), paced))
-            if served % 8 == 0 and (served >= BATCH
-                                    or time.perf_counter() - started >= SLICE_S):
+            if served >= BATCH or time.perf_counter() - started >= SLICE_S:
                 self.more_due = True    # the caller yields, then serves again
                 break
         return served

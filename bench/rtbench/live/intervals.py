@@ -25,6 +25,9 @@ def hlog_watcher(interval_s: float = INTERVAL_S) -> Watcher:
                     # (numpy and zlib release the GIL), a stall every interval on the loop.
                     await trio.to_thread.run_sync(log.tick, trio.current_time() - t0)
             finally:
-                log.tick(trio.current_time() - t0)   # the last, partial interval
+                # The last, partial interval: off the loop too (the run may be ending by a
+                # signal while sessions still send), shielded so the cancellation waits for it.
+                with trio.CancelScope(shield=True):
+                    await trio.to_thread.run_sync(log.tick, trio.current_time() - t0)
 
     return watch

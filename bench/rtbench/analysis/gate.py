@@ -54,6 +54,7 @@ from ..metrics.recorder import (
     SEND_LATENESS,
     Recorder,
     new_histogram,
+    value_at_percentile,
 )
 from ..metrics.tallies import Tally, TargetInfo, not_run_turns
 from ..metrics.units import LATENCY_UNITS_MS
@@ -316,7 +317,7 @@ def _observe(budget: Budget, data: RunData) -> tuple[float | None, float, float,
             v = hist.get_min_value() / 1000.0
             return v, (v if data.final else -inf), v, n, ""
         v = (hist.get_mean_value() if stat == "mean"
-             else hist.get_value_at_percentile(float(str(stat)[1:]))) / 1000.0
+             else value_at_percentile(hist, float(str(stat)[1:]))) / 1000.0
         if data.final or _enough_evidence(budget, data, names, n):
             return v, v, v, n, ""
         return v, -inf, inf, n, ""

@@ -10,7 +10,7 @@ from typing import TextIO
 
 import trio
 
-from ..metrics.recorder import GENERATOR, LOOP_LAG, Recorder
+from ..metrics.recorder import GENERATOR, LOOP_LAG, Recorder, value_at_percentile
 from ..results.store import RunStore
 from .progress import RunProgress
 from .watcher import Watcher
@@ -29,7 +29,7 @@ def snapshot(progress: RunProgress, recorder: Recorder, now: float, elapsed_s: f
     p50, p95, n = progress.rolling_ttfa(now)
     lag = recorder.series(GENERATOR, LOOP_LAG).histogram
     lag_text = "-" if lag.get_total_count() == 0 else (
-        f"p99 {lag.get_value_at_percentile(99) / 1000:.1f} ms, max {lag.get_max_value() / 1000:.1f} ms")
+        f"p99 {value_at_percentile(lag, 99) / 1000:.1f} ms, max {lag.get_max_value() / 1000:.1f} ms")
     errors = sum(progress.errors_by_code.values())
     top = ", ".join(f"{k} {v}" for k, v in progress.errors_by_code.most_common(4))
     return {

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+import numpy as np
 from hdrh.histogram import HdrHistogram
 
 LOWEST_US = 1
@@ -123,6 +124,25 @@ class Recorder:
             series = self.series(target, metric)
             series.histogram.decode_and_add(str(entry["hdr"]))
             series.out_of_range += int(str(entry["out_of_range"]))
+
+
+def value_at_percentile(hist: HdrHistogram, percentile: float) -> int:
+    """``hist.get_value_at_percentile(percentile)``, the same value, from numpy.
+
+    Why: hdrh walks its ~23,000 counts in a Python loop: 3-4 ms per call on this machine, and
+    the live display and abort-on-fail ask on the event loop while sessions wait behind it.
+    A cumulative sum and a binary search take tens of microseconds."""
+    total = hist.get_total_count()
+    if total == 0:
+        return 0
+    target = max(int(min(percentile, 100.0) * total / 100 + 0.5), 1)
+    cumulative = np.cumsum(np.ctypeslib.as_array(hist.counts)[: hist.counts_len])
+    index = int(np.searchsorted(cumulative, target))
+    if index >= hist.counts_len:
+        return 0
+    value = hist.get_value_from_index(index)
+    return int(hist.get_highest_equivalent_value(value) if percentile
+               else hist.get_lowest_equivalent_value(value))
 
 
 def percentiles_ms(hist: HdrHistogram, percentiles: Iterable[float] = PERCENTILES) -> dict[str, float]:

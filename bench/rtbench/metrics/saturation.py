@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..metrics.recorder import GC_PAUSE, GENERATOR, LOOP_LAG
-from .recorder import BUNCHED_CHUNKS, SEND_LATENESS, Recorder, new_histogram
+from .recorder import BUNCHED_CHUNKS, SEND_LATENESS, Recorder, new_histogram, value_at_percentile
 
 DEFAULT_THRESHOLD_MS = 5.0
 #: Figures stamped by the client's event loop, hence distorted when it lags.
@@ -26,8 +26,8 @@ def assess(recorder: Recorder, targets: list[str], threshold_ms: float) -> dict[
     late = new_histogram()
     for name in targets:
         late.add(recorder.series(name, SEND_LATENESS).histogram)
-    lag_p99 = lag.get_value_at_percentile(99) / 1000 if lag.get_total_count() else 0.0
-    late_p99 = late.get_value_at_percentile(99) / 1000 if late.get_total_count() else 0.0
+    lag_p99 = value_at_percentile(lag, 99) / 1000 if lag.get_total_count() else 0.0
+    late_p99 = value_at_percentile(late, 99) / 1000 if late.get_total_count() else 0.0
     saturated = lag_p99 > threshold_ms or late_p99 > threshold_ms
     return {
         "saturated": saturated,

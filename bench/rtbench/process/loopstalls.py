@@ -36,6 +36,17 @@ class LoopStalls(Instrument):
         self.preempted = 0     # steps over the threshold that used under half of it on CPU
         self._t0 = time.perf_counter()
         self._started = self._cpu_started = 0.0
+        self._process_cpu0 = time.process_time()
+        self.wall_s = self.cpu_s = 0.0   # the whole run loop's, once it ended
+
+    def before_run(self) -> None:
+        self._t0, self._process_cpu0 = time.perf_counter(), time.process_time()
+
+    def after_run(self) -> None:
+        """The loop's wall and process CPU time: what the run cost the generator's core (and
+        any worker threads it used)."""
+        self.wall_s = time.perf_counter() - self._t0
+        self.cpu_s = time.process_time() - self._process_cpu0
 
     def before_task_step(self, task: trio.lowlevel.Task) -> None:
         self._started = time.perf_counter()
@@ -64,7 +75,8 @@ class LoopStalls(Instrument):
         did, longest first."""
         rows = sorted(self.by_task.items(), key=lambda kv: -kv[1][0])
         worst = rows[0] if rows else ("", [0.0, 0.0, 0, 0.0])
-        return {"threshold_ms": self.threshold_s * 1000.0, "steps": self.steps,
+        return {"wall_s": round(self.wall_s, 3), "cpu_s": round(self.cpu_s, 3),
+                "threshold_ms": self.threshold_s * 1000.0, "steps": self.steps,
                 "over_threshold": self.over, "preempted": self.preempted,
                 "worst_ms": round(worst[1][0] * 1000.0, 3),
                 "worst_cpu_ms": round(worst[1][1] * 1000.0, 3), "worst_task": _short(worst[0]),

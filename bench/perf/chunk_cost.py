@@ -1,0 +1,136 @@
+"""What one session-chunk costs the client, in microseconds, and where it goes.
+
+    pip install py-spy        # the sampling profiler this script runs (not a dependency)
+    python bench/perf/chunk_cost.py [--sessions 150] [--chunk-ms 20] [--seconds 20]
+
+Runs the command users run (``rtbench --url ... --sessions N --duration ...``, every watcher on)
+against ``rtbench serve`` pinned to the other core, under ``py-spy record`` (raw samples, 250 Hz,
+subprocesses off). The client's CPU time (user + system, from /proc) divided by the chunks it
+sent (the run's ``send_lateness_ms`` count) is the cost of one session-chunk: the send, and
+the share of everything received and recorded in that session's 20 ms. The samples then split
+it by the frame that was running, innermost first:
+
+* syscall: ``os.write``, ``os.read``, a socket's send/recv, epoll;
+* framing: rtbench's frame code, wsproto;
+* JSON/base64: decoding events (orjson), base64 of received audio;
+* audio detection: the VAD over received audio (``protocol/audio.py``), which is how a turn
+  knows its first *audible* byte;
+* timers/scheduling: the pacer, trio's run loop, clocks, cancel scopes;
+* bookkeeping: everything else of rtbench (session and turn state, histograms, journal,
+  progress, the interval log).
+
+Start-up (imports, parsing) is left out: only samples under the trio run loop count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+CLIENT_CORE, SIM_CORE = 0, 1
+
+# (category, substrings of a frame "function (file:line)"), checked innermost frame first
+RULES: list[tuple[str, tuple[str, ...]]] = [
+    ("syscall", ("WsClient._write (rtbench/ws/client.py", "_nonblocking_helper", "get_events",
+                 "_io_epoll", "socket.py", "os.read", "os.write", "ssl.py")),
+    ("JSON/base64", ("codec.py", "orjson", "base64", "json/")),
+    ("audio detection", ("protocol/audio.py",)),
+    ("framing", ("ws/frame.py", "wsproto/", "ws/client.py", "ws/readhub.py")),
+    ("timers/scheduling", ("pacer.py", "trio/_core/_run.py", "_generated_run.py", "trio/_timeouts",
+                           "_ki.py", "heapq", "_thread_cache.py", "trio/_core/_instrumentation",
+                           "loopstalls.py")),
+]
+
+
+def categorize(frames: list[str]) -> str:
+    for frame in reversed(frames):          # innermost first
+        for category, needles in RULES:
+            if any(n in frame for n in needles):
+                # an rtbench frame inside the run loop's own files is ours, not scheduling
+                return category
+        if "rtbench/" in frame:
+            return "bookkeeping"
+    return "bookkeeping"
+
+
+def cpu_s(pid: int) -> float:
+    parts = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sessions", type=int, default=150)
+    ap.add_argument("--chunk-ms", type=int, default=20)
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--top", type=int, default=3, help="innermost functions named per category")
+    ns = ap.parse_args()
+    if shutil.which("py-spy") is None:
+        print("chunk_cost.py: py-spy is not installed (pip install py-spy)", file=sys.stderr)
+        return 2
+    folder = Path(tempfile.mkdtemp(prefix="rtbench-cost-"))
+    sim = subprocess.Popen(["taskset", "-c", str(SIM_CORE), sys.executable, "-m", "rtbench",
+                            "serve", "--port", "0", "--seed", "1"], stdout=subprocess.PIPE,
+                           text=True)
+    try:
+        assert sim.stdout is not None
+        address = sim.stdout.readline().strip().removeprefix("listening on ")
+        raw = folder / "samples.txt"
+        client = [sys.executable, "-m", "rtbench", "--url",
+                  f"ws://{address}/v1/realtime?model=gpt-realtime-2", "--sessions",
+                  str(ns.sessions), "--ramp-up", "2s", "--duration", f"{ns.seconds:g}s",
+                  "--turns", "1000000", "--chunk-ms", str(ns.chunk_ms), "--progress", "plain",
+                  "--no-report", "--results", str(folder), "--run-id", "run"]
+        spy = subprocess.Popen(["taskset", "-c", str(CLIENT_CORE), "py-spy", "record", "-r",
+                                "250", "-f", "raw", "-o", str(raw), "--", *client],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        _, err = spy.communicate()
+        if spy.returncode != 0 or not raw.exists():
+            print(f"chunk_cost.py: the profiled run failed: {err[-800:]}", file=sys.stderr)
+            return 1
+        manifest = json.loads((folder / "run" / "manifest.json").read_text())
+        from rtbench.results.store import load_recorder
+
+        recorder = load_recorder(folder / "run")
+    finally:
+        sim.terminate()
+        sim.wait()
+    chunks = sum(series.histogram.get_total_count() for (target, metric), series
+                 in recorder.items() if metric == "send_lateness_ms" and target != "_generator")
+    by: Counter[str] = Counter()
+    leaves: dict[str, Counter[str]] = {}
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        if not any("trio/_core/_run.py" in f for f in frames):
+            continue                      # start-up and shut-down: imports, tables, summary
+        category = categorize(frames)
+        by[category] += int(count)
+        leaves.setdefault(category, Counter())[frames[-1].split(" (")[0]] += int(count)
+    total = sum(by.values())
+    times = manifest.get("loop_stalls", {}).get("cpu_s")
+    print(f"{ns.sessions} sessions x {ns.chunk_ms} ms chunks, {ns.seconds:g} s: {chunks} chunks "
+          f"sent, {total} samples in the run loop")
+    if times is None or not chunks:
+        print("no CPU time or no chunks in the run's manifest/histograms", file=sys.stderr)
+        return 1
+    per_chunk_us = times * 1e6 / chunks
+    print(f"client CPU in the run loop {times:.2f} s = {per_chunk_us:.1f} µs per session-chunk")
+    for category, n in by.most_common():
+        top = ", ".join(f"{name} {100 * k / total:.1f} %"
+                        for name, k in leaves[category].most_common(ns.top))
+        print(f"  {category:18s} {100 * n / total:5.1f} %  {per_chunk_us * n / total:6.1f} µs"
+              f"   ({top})")
+    shutil.rmtree(folder, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

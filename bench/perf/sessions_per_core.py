@@ -1,27 +1,35 @@
 """How many real-time sessions does ONE client core sustain? (and the simulator's core?)
 
     python bench/perf/sessions_per_core.py [--quick] [--repeats 3] [--chunk-ms 20 100] [--tls]
-    python bench/perf/sessions_per_core.py --memory 1000     # RSS per waiting session
-    python bench/perf/sessions_per_core.py --rss-1000        # client RSS of 1,000 live sessions
+                                           [--paths cli engine] [--hlog-interval-s 1]
+    python bench/perf/sessions_per_core.py --fixed N        # one trial of N sessions
+    python bench/perf/sessions_per_core.py --memory 1000    # RSS per waiting session
+    python bench/perf/sessions_per_core.py --soak 200       # RSS of both processes, 10 minutes
 
 Each trial starts a fresh simulator (``python -m rtbench serve --port 0``) pinned to one core
-and a fresh client process pinned to the other. A trial ramps N sessions up (default
-scenario: real speech turns, server VAD, silence, responses), waits for them to settle, then
-measures over a window: the client's p99 chunk send lateness (against
-each chunk's absolute deadline), the client's CPU (process time / wall time), the
-simulator's CPU (from /proc) and the simulator's own send lateness (how late its outputs left
-against their schedule, over the same window, from two snapshots of its stats file, which it
-rewrites every second: the window is exact to about a second).
-N passes when the client's lateness p99 < 5 ms, client CPU <= 75 % of a core and no
-session failed. The simulator keeps up with a load when its own lateness p99 < 5 ms too; the
-summary says whether it does at the client's maximum (the most one client core generates).
+and a client pinned to the other, ramps N sessions up at ``--connect-rate`` (default scenario:
+real speech turns, server VAD, silence, responses), lets them settle and measures a window.
+
+**The figure is the command users run** (path ``cli``): ``rtbench --url ... --sessions N
+--ramp-up ... --duration ... --turns 1000000 --progress plain --no-report``, every watcher on as
+a user gets them (journal, live tally, progress lines, interval log, loop-lag probe, loop-stall
+instrument, saturation verdict). The window is whole intervals of that run's own interval log
+(``--hlog-interval-s``, the command's default 5 s): the client's send lateness is the sum of
+those intervals, and CPU figures are read from /proc when the first and last of them appear.
+Path ``engine`` is the idealized second row: ``run_sessions`` in a child process with a sink
+that keeps nothing and no watcher.
+
+N passes when the client's send lateness p99 (against each chunk's absolute deadline) < 5 ms,
+its CPU <= 75 % of a core and no session failed. The simulator keeps up when its own send
+lateness p99 (two snapshots of its stats file, rewritten every second) < 5 ms too; the summary
+says whether it does at the client's maximum. Every trial also prints the share of CPU time
+the hypervisor stole from the machine meanwhile (``steal`` in /proc/stat) and the run's worst
+loop stall with its CPU time (wall far above CPU is preemption, not rtbench's work).
+
 The search steps N up by x1.5 until a trial fails, then bisects; the whole search is repeated
 and the median maximum reported with the spread, because the machine is shared and timing
-noise is real.
-
-``--tls`` runs every search twice, over ws:// and over wss:// (the simulator serves TLS with a
-self-signed certificate, ``rtbench serve --tls self-signed``, whose CA the client trusts), and
-prints the two figures side by side: what TLS costs a client core.
+noise is real. ``--tls`` runs every search over ws:// and wss:// (``rtbench serve --tls
+self-signed``, whose CA the client trusts) and prints wss as a share of ws.
 
 Why subprocesses: a client in the parent would share the interpreter with the bookkeeping, and
 a fresh process per trial gives every N the same clean start (heap, sockets, CPU accounting).
@@ -242,7 +250,7 @@ class Simulator:
             raise RuntimeError(f"simulator did not start: {line!r}")
         scheme = "wss" if tls else "ws"
         self.url = (f"{scheme}://{line.removeprefix('listening on ')}"
-                    "/v1/realtime?model=gpt-realtime")
+                    "/v1/realtime?model=gpt-realtime-2")
 
     def client_args(self) -> list[str]:
         """How a client child reaches it: the URL, and the CA to trust over TLS."""
@@ -296,19 +304,44 @@ def _child(args: list[str]) -> subprocess.Popen[str]:
                             preexec_fn=lambda: _pin(CLIENT_CORE))
 
 
-def trial(n: int, chunk_ms: int, ns: argparse.Namespace, tls: bool = False) -> dict[str, Any]:
-    """One trial of N sessions against a simulator of its own (over wss:// if ``tls``)."""
+def trial(n: int, chunk_ms: int, ns: argparse.Namespace, tls: bool = False,
+          path: str = "cli") -> dict[str, Any]:
+    """One trial of N sessions against a simulator of its own (over wss:// if ``tls``), through
+    the ``rtbench`` command (``path="cli"``) or the bare engine (``"engine"``)."""
     sim = Simulator([], tls)
     try:
-        result = _trial(sim, n, chunk_ms, ns)
+        result = (_cli_trial if path == "cli" else _engine_trial)(sim, n, chunk_ms, ns)
     finally:
         sim.close()
     result["sim_kept_up"] = result["sim_late_p99_ms"] < LATENESS_LIMIT_MS
     result["scheme"] = "wss" if tls else "ws"
+    result["path"] = path
+    result["load1"] = os.getloadavg()[0]
+    result["passed"] = (result["late_p99_ms"] < LATENESS_LIMIT_MS
+                        and result["client_cpu"] <= CPU_LIMIT and not result["errors_total"])
     return result
 
 
-def _trial(sim: Simulator, n: int, chunk_ms: int, ns: argparse.Namespace) -> dict[str, Any]:
+class Steal:
+    """The share of the machine's CPU time the hypervisor took (``steal`` in /proc/stat) between
+    two readings: on a shared VM it delays both processes however little they use."""
+
+    def __init__(self) -> None:
+        self._first = self._read()
+
+    @staticmethod
+    def _read() -> tuple[int, int]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return fields[7] if len(fields) > 7 else 0, sum(fields[:8])
+
+    def fraction(self) -> float:
+        steal, total = self._read()
+        return (steal - self._first[0]) / max(1, total - self._first[1])
+
+
+def _engine_trial(sim: Simulator, n: int, chunk_ms: int, ns: argparse.Namespace
+                  ) -> dict[str, Any]:
+    """The idealized figure: ``run_sessions`` with a sink that keeps nothing, no watcher."""
     ramp = max(2.0, n / ns.connect_rate)
     proc = _child(["--trial", str(n), *sim.client_args(), "--chunk-ms", str(chunk_ms),
                    "--ramp-s", str(ramp), "--settle-s", str(ns.settle_s),
@@ -316,42 +349,144 @@ def _trial(sim: Simulator, n: int, chunk_ms: int, ns: argparse.Namespace) -> dic
     assert proc.stdout is not None
     sim_cpu0 = wall0 = 0.0
     late0 = sim.lateness()
+    steal = Steal()
     result: dict[str, Any] = {}
     for line in proc.stdout:
         if line.strip() == "WINDOW":
-            sim_cpu0, wall0, late0 = sim.cpu_s(), time.monotonic(), sim.lateness()
+            sim_cpu0, wall0, late0, steal = sim.cpu_s(), time.monotonic(), sim.lateness(), Steal()
         elif line.startswith("{"):
             wall = time.monotonic() - wall0
             result = json.loads(line)
             result["sim_cpu"] = (sim.cpu_s() - sim_cpu0) / wall
             result["sim_rss_mb"] = sim.rss_mb()
             result["sim_late_p99_ms"] = window_p99_ms(late0, sim.lateness())
+            result["steal"] = steal.fraction()
     proc.wait()
     if not result:
         raise RuntimeError(f"trial of {n} sessions produced no result (exit {proc.returncode})")
-    result["load1"] = os.getloadavg()[0]
-    result["passed"] = (result["late_p99_ms"] < LATENESS_LIMIT_MS
-                        and result["client_cpu"] <= CPU_LIMIT and not result["errors_total"])
+    result["loop_stall_max_ms"] = math.nan   # the engine trial runs no instrument
     return result
+
+
+def _interval_ends(hlog: Path) -> list[float]:
+    """End (seconds into the run) of every interval written to the log so far."""
+    try:
+        text = hlog.read_text()
+    except OSError:
+        return []
+    ends = []
+    for line in text.splitlines():
+        if line.startswith("Tag="):
+            parts = line.split(",")
+            if len(parts) >= 4:
+                ends.append(float(parts[1]) + float(parts[2]))
+    return ends
+
+
+def _cli_trial(sim: Simulator, n: int, chunk_ms: int, ns: argparse.Namespace
+               ) -> dict[str, Any]:
+    """The figure users get: the ``rtbench`` command, every watcher on as a user gets them.
+
+    The window is whole intervals of the run's own interval log (``intervals.hlog``, written
+    every ``--hlog-interval-s``, default 5 s): the client's send lateness and loop lag are the
+    sum of the intervals that start after ramp-up + settle, and the CPU figures are read from
+    /proc when the first and the last of those intervals appear in the log."""
+    from rtbench.metrics.recorder import GENERATOR, LOOP_LAG, SEND_LATENESS, new_histogram
+    from rtbench.results.intervallog import HLOG
+    from rtbench.results.store import load_tables
+
+    ramp = max(2.0, n / ns.connect_rate)
+    every = ns.hlog_interval_s
+    first = math.ceil((ramp + ns.settle_s) / every) * every          # window start (run time)
+    last = first + max(1, round(ns.measure_s / every)) * every       # window end
+    results = Path(tempfile.mkdtemp(prefix="rtbench-perf-run-"))
+    cmd = [sys.executable, "-m", "rtbench", *sim.client_args(), "--sessions", str(n),
+           "--ramp-up", f"{ramp:g}s", "--duration", f"{last + 1:g}s", "--turns", "1000000",
+           "--chunk-ms", str(chunk_ms), "--progress", "plain", "--no-report",
+           "--hlog-interval-s", f"{every:g}s", "--results", str(results), "--run-id", "trial"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: _pin(CLIENT_CORE))
+    hlog = results / "trial" / HLOG
+    marks: dict[str, tuple[float, float, float, HdrHistogram | None, Steal]] = {}
+    while proc.poll() is None and "end" not in marks:
+        time.sleep(0.05)
+        ends = _interval_ends(hlog)
+        for name, at in (("start", first), ("end", last)):
+            if name not in marks and ends and max(ends) >= at - 1e-6:
+                marks[name] = (time.monotonic(), _cpu_s(proc.pid), sim.cpu_s(),
+                               sim.lateness(), Steal())
+    rss_mb, rss_peak_mb = _rss_mb(proc.pid) if proc.poll() is None else (math.nan, math.nan)
+    sim_rss = sim.rss_mb()
+    _, err = proc.communicate()
+    if "start" not in marks or "end" not in marks or proc.returncode not in (0, 3, 4):
+        shutil.rmtree(results, ignore_errors=True)
+        raise RuntimeError(f"rtbench run of {n} sessions ended early (exit {proc.returncode}): "
+                           f"{err.strip()[-800:]}")
+    (w0, cpu0, simcpu0, late0, steal0), (w1, cpu1, simcpu1, late1, _) = (marks["start"],
+                                                                         marks["end"])
+    late, lag = new_histogram(), new_histogram()
+    for line in hlog.read_text().splitlines():   # Tag=...,start s,length s,max,histogram
+        if not line.startswith("Tag="):
+            continue
+        tag, start, length, _, encoded = line.removeprefix("Tag=").split(",", 4)
+        if float(start) < first - 1e-6 or float(start) + float(length) > last + 1e-6:
+            continue
+        hist = HdrHistogram.decode(encoded)
+        metric, _, target = tag.partition("|")
+        if metric == SEND_LATENESS and target != GENERATOR:
+            late.add(hist)
+        elif metric == LOOP_LAG and target == GENERATOR:
+            lag.add(hist)
+    run = results / "trial"
+    manifest = json.loads((run / "manifest.json").read_text())
+    turns, error_rows = load_tables(run)
+    errors = Counter(f"{row.phase}/{row.code}" for row in error_rows.itertuples()
+                     if row.severity != "benign")
+    stalls = manifest.get("loop_stalls", {})
+    shutil.rmtree(results, ignore_errors=True)
+    wall = w1 - w0
+    return {
+        "sessions": n, "chunk_ms": chunk_ms,
+        "late_p50_ms": late.get_value_at_percentile(50) / 1000,
+        "late_p99_ms": late.get_value_at_percentile(99) / 1000,
+        "late_max_ms": late.get_max_value() / 1000,
+        "chunks": late.get_total_count(),
+        "loop_lag_p99_ms": lag.get_value_at_percentile(99) / 1000,
+        "bunched": manifest.get("generator", {}).get("bunched_chunks", 0),
+        "client_cpu": (cpu1 - cpu0) / wall, "sim_cpu": (simcpu1 - simcpu0) / wall,
+        "sim_late_p99_ms": window_p99_ms(late0, late1), "sim_rss_mb": sim_rss,
+        "turns": len(turns), "turns_ok_total": int((turns["status"] == "ok").sum()) if len(turns) else 0,
+        "errors": dict(errors), "errors_total": sum(errors.values()),
+        "rss_mb": rss_mb, "rss_peak_mb": rss_peak_mb, "rss_base_mb": math.nan,
+        "steal": steal0.fraction(),
+        "loop_stall_max_ms": stalls.get("worst_ms", math.nan),
+        "loop_stall_task": stalls.get("worst_task", ""),
+        "loop_stall_cpu_ms": stalls.get("worst_cpu_ms", math.nan),
+        "loop_stalls_preempted": f"{stalls.get('preempted', 0)}/{stalls.get('over_threshold', 0)}",
+    }
 
 
 def _show(r: dict[str, Any]) -> None:
     verdict = "pass" if r["passed"] else "FAIL"
     errs = f" errors {r['errors']}" if r["errors_total"] else ""
-    print(f"  {r['scheme']:>3} {r['sessions']:5d} x {r['chunk_ms']:3d} ms: late p50 {r['late_p50_ms']:6.2f} "
-          f"p99 {r['late_p99_ms']:7.2f} max {r['late_max_ms']:7.1f} ms, bunched {r['bunched']:5d}, "
-          f"client cpu {100 * r['client_cpu']:5.1f} %, sim cpu {100 * r['sim_cpu']:5.1f} % "
-          f"late p99 {r['sim_late_p99_ms']:5.2f} ms, "
-          f"turns {r['turns']:5d}, rss {r['rss_mb']:6.1f} MiB, load {r['load1']:.2f} "
-          f"-> {verdict}{errs}", flush=True)
+    stall = ("" if math.isnan(r["loop_stall_max_ms"]) else
+             f", worst loop stall {r['loop_stall_max_ms']:.1f} ms ({r['loop_stall_cpu_ms']:.1f} "
+             f"ms CPU, {r['loop_stall_task']}; preempted {r['loop_stalls_preempted']} over 1 ms)")
+    print(f"  {r['path']:>6} {r['scheme']:>3} {r['sessions']:5d} x {r['chunk_ms']:3d} ms: "
+          f"late p50 {r['late_p50_ms']:5.2f} p99 {r['late_p99_ms']:7.2f} max "
+          f"{r['late_max_ms']:7.1f} ms, client cpu {100 * r['client_cpu']:5.1f} %, sim cpu "
+          f"{100 * r['sim_cpu']:5.1f} % late p99 {r['sim_late_p99_ms']:5.2f} ms, turns "
+          f"{r['turns']:5d}, rss {r['rss_mb']:6.1f} MiB, load {r['load1']:.2f}, steal "
+          f"{100 * r['steal']:.0f} %{stall} -> {verdict}{errs}", flush=True)
 
 
-def attempt(n: int, chunk_ms: int, ns: argparse.Namespace, tls: bool) -> dict[str, Any]:
+def attempt(n: int, chunk_ms: int, ns: argparse.Namespace, tls: bool, path: str
+            ) -> dict[str, Any]:
     """Up to ``ns.attempts`` trials of N; the first that passes counts (other processes on
     the shared machine preempt ours for milliseconds at a time, which fails the p99 lateness
     test although the client itself keeps up; every attempt is printed)."""
     for _ in range(ns.attempts):
-        r = trial(n, chunk_ms, ns, tls)
+        r = trial(n, chunk_ms, ns, tls, path)
         _show(r)
         if r["passed"]:
             break
@@ -362,13 +497,13 @@ def attempt(n: int, chunk_ms: int, ns: argparse.Namespace, tls: bool) -> dict[st
 ALL: list[dict[str, Any]] = []  # the counted trial of every N, for the simulator's figures
 
 
-def search(chunk_ms: int, start: int, ns: argparse.Namespace, tls: bool
+def search(chunk_ms: int, start: int, ns: argparse.Namespace, tls: bool, path: str
            ) -> tuple[int, dict[str, Any] | None]:
     """Largest passing N: step up by x1.5 from ``start``, then bisect to ~4 %."""
     good: tuple[int, dict[str, Any] | None] = (0, None)
     n, bad = start, None
     while bad is None:
-        r = attempt(n, chunk_ms, ns, tls)
+        r = attempt(n, chunk_ms, ns, tls, path)
         if r["passed"]:
             good = (n, r)
             n = int(n * 1.5)
@@ -379,12 +514,56 @@ def search(chunk_ms: int, start: int, ns: argparse.Namespace, tls: bool
     lo = good[0]
     while bad - lo > max(10, lo // 25):
         mid = (lo + bad) // 2
-        r = attempt(mid, chunk_ms, ns, tls)
+        r = attempt(mid, chunk_ms, ns, tls, path)
         if r["passed"]:
             lo, good = mid, (mid, r)
         else:
             bad = mid
     return good
+
+
+def soak(ns: argparse.Namespace) -> None:
+    """``--soak N``: the ``rtbench`` command with N sessions for ``--soak-s`` against a simulator
+    of its own; both processes' RSS sampled every ``--every-s``. Flat: the change over the
+    second half (after ramp-up and warm-up) within +-5 % of where it started."""
+    sim = Simulator([])
+    results = Path(tempfile.mkdtemp(prefix="rtbench-perf-soak-"))
+    try:
+        cmd = [sys.executable, "-m", "rtbench", *sim.client_args(), "--sessions", str(ns.soak),
+               "--ramp-up", f"{max(2.0, ns.soak / ns.connect_rate):g}s",
+               "--duration", f"{ns.soak_s:g}s", "--turns", "1000000",
+               "--chunk-ms", str(ns.chunk_ms[0]), "--progress", "plain", "--no-report",
+               "--hlog-interval-s", f"{ns.hlog_interval_s:g}s", "--results", str(results),
+               "--run-id", "soak"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                text=True, preexec_fn=lambda: _pin(CLIENT_CORE))
+        t0 = time.monotonic()
+        samples: list[tuple[float, float, float]] = []
+        while proc.poll() is None:
+            time.sleep(ns.every_s)
+            if proc.poll() is not None:
+                break
+            t = time.monotonic() - t0
+            samples.append((t, _rss_mb(proc.pid)[0], sim.rss_mb()))
+            print(f"  t={t:5.0f} s  client {samples[-1][1]:7.1f} MiB  simulator "
+                  f"{samples[-1][2]:7.1f} MiB", flush=True)
+        _, err = proc.communicate()
+        manifest = json.loads((results / "soak" / "manifest.json").read_text())
+    finally:
+        sim.close()
+        shutil.rmtree(results, ignore_errors=True)
+    if proc.returncode not in (0, 3, 4) or len(samples) < 4:
+        raise SystemExit(f"soak failed (exit {proc.returncode}) or too short: {err[-800:]}")
+    half = samples[len(samples) // 2:]
+    (ta, ca, sa), (tb, cb, sb) = half[0], half[-1]
+    for name, a, b in (("client", ca, cb), ("simulator", sa, sb)):
+        change = (b - a) / a * 100.0
+        print(f"{name}: second half {a:.1f} -> {b:.1f} MiB ({change:+.1f} % over {tb - ta:.0f} "
+              f"s): {'flat' if abs(change) <= 5.0 else 'NOT flat'}")
+    stalls, gen = manifest.get("loop_stalls", {}), manifest.get("generator", {})
+    print(f"client: {ns.soak} sessions, worst loop stall {stalls.get('worst_ms', math.nan):.1f} ms "
+          f"({stalls.get('worst_task', '')}), send lateness p99 "
+          f"{gen.get('send_lateness_p99_ms', math.nan):.2f} ms")
 
 
 def main() -> None:
@@ -394,11 +573,17 @@ def main() -> None:
     ap.add_argument("--attempts", type=int, default=2,
                     help="trials per N; N passes if one does (shared-machine noise)")
     ap.add_argument("--chunk-ms", type=int, nargs="+", default=[20, 100])
+    ap.add_argument("--paths", nargs="+", choices=["cli", "engine"], default=["cli", "engine"],
+                    help="cli: the rtbench command (the figure); engine: run_sessions with a "
+                         "sink that keeps nothing (the idealized second row)")
     ap.add_argument("--start", type=int, nargs="+", default=None,
                     help="first N per chunk size (default 100 at 20 ms, 400 at 100 ms)")
-    ap.add_argument("--settle-s", type=float, default=4.0)
-    ap.add_argument("--measure-s", type=float, default=10.0)
-    ap.add_argument("--connect-rate", type=float, default=200.0, help="ramp-up sessions/s")
+    ap.add_argument("--settle-s", type=float, default=5.0)
+    ap.add_argument("--measure-s", type=float, default=15.0)
+    ap.add_argument("--hlog-interval-s", type=float, default=5.0,
+                    help="the command's --hlog-interval-s (its default: 5); the window is whole "
+                         "intervals of its log")
+    ap.add_argument("--connect-rate", type=float, default=100.0, help="ramp-up sessions/s")
     ap.add_argument("--max-sessions", type=int, default=4000)
     ap.add_argument("--memory", type=int, default=None, metavar="N",
                     help="measure RSS per waiting session with N sessions")
@@ -407,6 +592,10 @@ def main() -> None:
     ap.add_argument("--fixed", type=int, default=None, metavar="N", help="one trial of N sessions")
     ap.add_argument("--tls", action="store_true",
                     help="measure over wss:// too (self-signed simulator), beside ws://")
+    ap.add_argument("--soak", type=int, default=None, metavar="N",
+                    help="soak: N sessions through the rtbench command, RSS sampled")
+    ap.add_argument("--soak-s", type=float, default=600.0)
+    ap.add_argument("--every-s", type=float, default=10.0)
     # child modes
     ap.add_argument("--trial", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
@@ -422,13 +611,15 @@ def main() -> None:
     if ns.memory_child:
         return run_memory(ns)
     if ns.quick:
-        ns.repeats, ns.attempts, ns.settle_s, ns.measure_s = 1, 1, 3.0, 6.0
+        ns.repeats, ns.attempts, ns.settle_s, ns.measure_s = 1, 1, 3.0, 10.0
 
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"cores: {os.cpu_count()}, load average {load}; client on core {CLIENT_CORE}, "
           f"simulator on core {SIM_CORE}; pass = send lateness p99 < {LATENESS_LIMIT_MS:g} ms, "
           f"client CPU <= {100 * CPU_LIMIT:g} %, no failed session "
           f"(best of {ns.attempts} trials per N)", flush=True)
+    if ns.soak is not None:
+        return soak(ns)
     schemes = [False, True] if ns.tls else [False]   # tls?
     if ns.memory is not None:
         for tls in schemes:
@@ -448,56 +639,71 @@ def main() -> None:
                 sim.close()
         return
     if ns.rss_1000 or ns.fixed is not None:
-        for tls, chunk_ms in ((t, c) for t in schemes
-                              for c in (ns.chunk_ms if ns.fixed is not None else [100])):
-            r = trial(ns.fixed or 1000, chunk_ms, ns, tls)
+        for tls, chunk_ms, path in ((t, c, p) for t in schemes
+                                    for c in (ns.chunk_ms if ns.fixed is not None else [100])
+                                    for p in ns.paths):
+            r = trial(ns.fixed or 1000, chunk_ms, ns, tls, path)
             _show(r)
             print(f"client RSS with {r['sessions']} live sessions: {r['rss_mb']:.1f} MiB "
-                  f"(peak {r['rss_peak_mb']:.1f}, before sessions {r['rss_base_mb']:.1f}); "
+                  f"({r['rss_mb'] * 1024 / r['sessions']:.0f} KiB per session, whole RSS); "
                   f"simulator RSS {r['sim_rss_mb']:.1f} MiB")
         return
 
     starts = dict(zip(ns.chunk_ms, ns.start or [100 if c <= 20 else 400 for c in ns.chunk_ms],
                       strict=False))
-    # keyed (chunk_ms, scheme): ws and wss of one chunk size print side by side
-    found: dict[tuple[int, str], list[tuple[int, dict[str, Any] | None]]] = {
-        (c, "wss" if tls else "ws"): [] for c in ns.chunk_ms for tls in schemes}
+    # keyed (path, chunk_ms, scheme): the CLI rows first, ws and wss of one size side by side
+    Key = tuple[str, int, str]
+    found: dict[Key, list[tuple[int, dict[str, Any] | None]]] = {
+        (p, c, "wss" if tls else "ws"): [] for p in ns.paths for c in ns.chunk_ms
+        for tls in schemes}
     for rep in range(ns.repeats):
-        for chunk_ms in ns.chunk_ms:
-            for tls in schemes:
-                scheme = "wss" if tls else "ws"
-                print(f"search {rep + 1}/{ns.repeats}, {scheme}, {chunk_ms} ms chunks:",
-                      flush=True)
-                found[chunk_ms, scheme].append(search(chunk_ms, starts[chunk_ms], ns, tls))
+        for path, chunk_ms, scheme in found:
+            print(f"search {rep + 1}/{ns.repeats}, {path}, {scheme}, {chunk_ms} ms chunks:",
+                  flush=True)
+            found[path, chunk_ms, scheme].append(
+                search(chunk_ms, starts[chunk_ms], ns, scheme == "wss", path))
     print("\nsimulator (one process, one core):")
-    for (chunk_ms, scheme), results in found.items():
+    for (path, chunk_ms, scheme), results in found.items():
         at_max = [r for _, r in results if r is not None]
-        kept = [r for r in ALL if (r["chunk_ms"], r["scheme"]) == (chunk_ms, scheme)
+        kept = [r for r in ALL if (r["path"], r["chunk_ms"], r["scheme"]) == (path, chunk_ms, scheme)
                 and r["passed"] and r["sim_kept_up"]]
-        cool = [r for r in kept if r["sim_cpu"] <= CPU_LIMIT]
-        print(f"  {scheme:>3} {chunk_ms:3d} ms chunks: at the client's maximum " + ", ".join(
-            f"{r['sessions']} sessions: CPU {100 * r['sim_cpu']:.0f} %, own lateness p99 "
-            f"{r['sim_late_p99_ms']:.2f} ms ({'keeps up' if r['sim_kept_up'] else 'FALLS BEHIND'})"
-            for r in at_max))
-        # only trials the client passed: beyond them it no longer delivers the load on time
-        for label, rows in (("keeping up", kept), (f"at CPU <= {100 * CPU_LIMIT:g} %", cool)):
-            best = max(rows, key=lambda r: r["sessions"], default=None)
-            print(f"       largest client-passed trial {label}: " + (
-                f"{best['sessions']} sessions (CPU {100 * best['sim_cpu']:.0f} %, lateness p99 "
-                f"{best['sim_late_p99_ms']:.2f} ms)" if best else "none"))
+        print(f"  {path:>6} {scheme:>3} {chunk_ms:3d} ms chunks: at the client's maximum "
+              + ", ".join(
+                  f"{r['sessions']} sessions: CPU {100 * r['sim_cpu']:.0f} %, own lateness p99 "
+                  f"{r['sim_late_p99_ms']:.2f} ms ({'keeps up' if r['sim_kept_up'] else 'FALLS BEHIND'})"
+                  for r in at_max))
+        best = max(kept, key=lambda r: r["sessions"], default=None)
+        print("       largest client-passed trial it kept up with: " + (
+            f"{best['sessions']} sessions (CPU {100 * best['sim_cpu']:.0f} %, lateness p99 "
+            f"{best['sim_late_p99_ms']:.2f} ms)" if best else "none"))
+    print("\nclient RSS per live session (slope of RSS over sessions across the trials):")
+    for (path, chunk_ms, scheme) in found:
+        pts = [(r["sessions"], r["rss_mb"]) for r in ALL
+               if (r["path"], r["chunk_ms"], r["scheme"]) == (path, chunk_ms, scheme)
+               and not math.isnan(r["rss_mb"])]
+        if len({n for n, _ in pts}) >= 2:
+            slope = statistics.linear_regression([n for n, _ in pts], [m for _, m in pts]).slope
+            print(f"  {path:>6} {scheme:>3} {chunk_ms:3d} ms chunks: {slope * 1024:.0f} KiB "
+                  f"({len(pts)} trials, {min(n for n, _ in pts)}-{max(n for n, _ in pts)} sessions)")
     print("\nsessions per client core (median of repeats):")
-    for (chunk_ms, scheme), results in found.items():
+    ws_median: dict[int, float] = {}
+    for (path, chunk_ms, scheme), results in found.items():
         ns_ = [n for n, _ in results]
-        sims = [r["sim_cpu"] for _, r in results if r is not None]
-        clients = [r["client_cpu"] for _, r in results if r is not None]
-        lates = [r["late_p99_ms"] for _, r in results if r is not None]
-        label = f"  {scheme:>3} {chunk_ms:3d} ms chunks: "
-        print(f"{label}{statistics.median(ns_):.0f} sessions (runs: {ns_}); "
-              f"client CPU {100 * statistics.median(clients):.0f} %, send lateness p99 "
-              f"{statistics.median(lates):.2f} ms, simulator CPU "
-              f"{100 * statistics.median(sims):.0f} % of its core" if sims else
-              f"{label}no passing N")
-
+        rows = [r for _, r in results if r is not None]
+        label = f"  {path:>6} {scheme:>3} {chunk_ms:3d} ms chunks: "
+        if not rows:
+            print(f"{label}no passing N (runs: {ns_})")
+            continue
+        median = statistics.median(ns_)
+        if path == ns.paths[0] and scheme == "ws":
+            ws_median[chunk_ms] = median
+        ratio = (f", {100 * median / ws_median[chunk_ms]:.0f} % of ws"
+                 if scheme == "wss" and ws_median.get(chunk_ms) else "")
+        print(f"{label}{median:.0f} sessions (runs: {ns_}){ratio}; client CPU "
+              f"{100 * statistics.median(r['client_cpu'] for r in rows):.0f} %, send lateness p99 "
+              f"{statistics.median(r['late_p99_ms'] for r in rows):.2f} ms, simulator CPU "
+              f"{100 * statistics.median(r['sim_cpu'] for r in rows):.0f} %, steal "
+              f"{100 * statistics.median(r['steal'] for r in rows):.0f} %")
 
 if __name__ == "__main__":
     main()

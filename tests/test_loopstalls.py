@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import trio
 
 from rtbench.process.loopstalls import LoopStalls
@@ -32,6 +33,8 @@ def test_a_blocking_step_is_named_and_timed_and_short_steps_are_only_counted() -
     assert report["worst_ms"] >= 30.0   # no step can be longer than the loop was held
     assert report["threshold_ms"] == 1.0
     assert report["wall_s"] >= 0.03 and 0.0 < report["cpu_s"] < report["wall_s"] + 1.0
+    assert report["cpu_s"] == pytest.approx(report["cpu_user_s"] + report["cpu_system_s"],
+                                            abs=0.002)
     # time.sleep holds the loop without using the CPU: it reads as preemption, not work
     assert ours[0]["worst_cpu_ms"] < 15.0 and report["preempted"] >= 1
 

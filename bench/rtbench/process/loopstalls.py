@@ -14,6 +14,7 @@ time into the run it happened.
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -36,17 +37,20 @@ class LoopStalls(Instrument):
         self.preempted = 0     # steps over the threshold that used under half of it on CPU
         self._t0 = time.perf_counter()
         self._started = self._cpu_started = 0.0
-        self._process_cpu0 = time.process_time()
-        self.wall_s = self.cpu_s = 0.0   # the whole run loop's, once it ended
+        self._times0 = os.times()
+        # the whole run loop's, once it ended: wall, and the process's user and kernel CPU
+        self.wall_s = self.user_s = self.system_s = 0.0
 
     def before_run(self) -> None:
-        self._t0, self._process_cpu0 = time.perf_counter(), time.process_time()
+        self._t0, self._times0 = time.perf_counter(), os.times()
 
     def after_run(self) -> None:
-        """The loop's wall and process CPU time: what the run cost the generator's core (and
-        any worker threads it used)."""
+        """The loop's wall and process CPU time (user and kernel apart: the kernel's share is
+        the system calls and the network stack): what the run cost the generator's core."""
         self.wall_s = time.perf_counter() - self._t0
-        self.cpu_s = time.process_time() - self._process_cpu0
+        times = os.times()
+        self.user_s = times.user - self._times0.user
+        self.system_s = times.system - self._times0.system
 
     def before_task_step(self, task: trio.lowlevel.Task) -> None:
         self._started = time.perf_counter()
@@ -75,7 +79,8 @@ class LoopStalls(Instrument):
         did, longest first."""
         rows = sorted(self.by_task.items(), key=lambda kv: -kv[1][0])
         worst = rows[0] if rows else ("", [0.0, 0.0, 0, 0.0])
-        return {"wall_s": round(self.wall_s, 3), "cpu_s": round(self.cpu_s, 3),
+        return {"wall_s": round(self.wall_s, 3), "cpu_s": round(self.user_s + self.system_s, 3),
+                "cpu_user_s": round(self.user_s, 3), "cpu_system_s": round(self.system_s, 3),
                 "threshold_ms": self.threshold_s * 1000.0, "steps": self.steps,
                 "over_threshold": self.over, "preempted": self.preempted,
                 "worst_ms": round(worst[1][0] * 1000.0, 3),

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import os
 import ssl
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -61,6 +62,8 @@ RECEIVE_BYTES = 64 * 1024
 #: The most of a refusal's body kept: enough for any service's error JSON, and a server that
 #: streams an endless body cannot grow the client without bound.
 MAX_REFUSAL_BODY = 64 * 1024
+#: The longest one reader step hands messages to the session before letting others run.
+DISPATCH_SLICE_S = 0.0005
 #: How long our close waits for the server's close frame before dropping the socket.
 CLOSE_WAIT_S = 1.0
 
@@ -217,7 +220,8 @@ class WsClient:
         ws = self._ws
         t = self._t_buffered  # frames that arrived with the 101 response
         while True:
-            self._dispatch(handle, t)
+            while self._dispatch(handle, t):     # a slice's worth handled, more parsed: let
+                await trio.lowlevel.checkpoint()  # the pacer and other readers in first
             if self.closed is not None:
                 break
             try:
@@ -233,16 +237,22 @@ class WsClient:
         assert self.closed is not None
         return self.closed
 
-    def _dispatch(self, handle: Callable[[str | bytes, float], object], t: float) -> None:
-        """Hand every complete message parsed so far to ``handle``; answer pings and closes."""
+    def _dispatch(self, handle: Callable[[str | bytes, float], object], t: float) -> bool:
+        """Hand the complete messages parsed so far to ``handle``; answer pings and closes.
+
+        True when it stopped after :data:`DISPATCH_SLICE_S` with more buffered: one 64 KiB read
+        can hold dozens of audio deltas, and handling them all in one step (decode, VAD) held
+        the loop 1-3 ms while every session's next chunk waited. wsproto parses lazily, so
+        what is left stays in its buffer for the next call."""
         ws = self._ws
+        started = time.perf_counter()
         for event in ws.events():
             if isinstance(event, TextMessage | BytesMessage):
                 data = event.data if isinstance(event.data, str) else _as_bytes(event.data)
                 self._size += len(data)
                 if self._size > self._max:
                     self._close_now(1009, f"message over {self._max} bytes")
-                    return
+                    return False
                 if not event.message_finished:
                     self._parts.append(data)
                     continue
@@ -256,7 +266,9 @@ class WsClient:
                 self._size = 0
                 handle(message, t)
                 if self.closed is not None:
-                    return
+                    return False
+                if time.perf_counter() - started > DISPATCH_SLICE_S:
+                    return True     # maybe more parsed: the next call goes on from there
             elif isinstance(event, Ping):
                 self._send_raw(ws.send(event.response()))
             elif isinstance(event, CloseConnection):
@@ -266,11 +278,12 @@ class WsClient:
                     # No reply can be parsed after that: fail the connection (RFC 6455 §7.1.7).
                     self._failed = True
                     self._close_now(event.code, event.reason)
-                    return
+                    return False
                 if ws.state is ConnectionState.REMOTE_CLOSING:
                     self._send_raw(ws.send(event.response()))
                 self.closed = CloseReason(event.code, event.reason or None)
-                return
+                return False
+        return False
 
     def _send_raw(self, data: bytes) -> None:
         """A control frame: written even while closing (it may be the close frame itself)."""

@@ -7,10 +7,17 @@ Runs the command users run (``rtbench --url ... --sessions N --duration ...``, e
 against ``rtbench serve`` pinned to the other core, under ``py-spy record`` (raw samples, 250 Hz,
 subprocesses off). The client's CPU time (user + system, from /proc) divided by the chunks it
 sent (the run's ``send_lateness_ms`` count) is the cost of one session-chunk: the send, and
-the share of everything received and recorded in that session's 20 ms. The samples then split
-it by the frame that was running, innermost first:
+the share of everything received and recorded in that session's 20 ms.
 
-* syscall: ``os.write``, ``os.read``, a socket's send/recv, epoll;
+* syscall: the process's *kernel* CPU time (``manifest.json`` → ``loop_stalls``, from
+  ``os.times()``): the system calls and the network stack under them. Not from the samples:
+  py-spy stops the process to read its stacks, and a thread inside a system call is caught
+  there far more often than the time it spends (a 0.8 µs ``clock_gettime`` per task step read
+  as 16 % of the samples).
+
+The *user* CPU time is split by the samples, by the innermost frame that names a category
+(samples inside a system call's Python wrapper are left out of this split):
+
 * framing: rtbench's frame code, wsproto;
 * JSON/base64: decoding events (orjson), base64 of received audio;
 * audio detection: the VAD over received audio (``protocol/audio.py``), which is how a turn
@@ -115,19 +122,25 @@ def main() -> int:
         by[category] += int(count)
         leaves.setdefault(category, Counter())[frames[-1].split(" (")[0]] += int(count)
     total = sum(by.values())
-    times = manifest.get("loop_stalls", {}).get("cpu_s")
+    stalls = manifest.get("loop_stalls", {})
+    times, user, system = stalls.get("cpu_s"), stalls.get("cpu_user_s"), stalls.get("cpu_system_s")
     print(f"{ns.sessions} sessions x {ns.chunk_ms} ms chunks, {ns.seconds:g} s: {chunks} chunks "
           f"sent, {total} samples in the run loop")
-    if times is None or not chunks:
+    if times is None or user is None or system is None or not chunks:
         print("no CPU time or no chunks in the run's manifest/histograms", file=sys.stderr)
         return 1
     per_chunk_us = times * 1e6 / chunks
-    print(f"client CPU in the run loop {times:.2f} s = {per_chunk_us:.1f} µs per session-chunk")
+    user_us, system_us = user * 1e6 / chunks, system * 1e6 / chunks
+    print(f"client CPU in the run loop {times:.2f} s (user {user:.2f}, kernel {system:.2f}) = "
+          f"{per_chunk_us:.1f} µs per session-chunk")
+    print(f"  {'syscall (kernel)':18s} {100 * system_us / per_chunk_us:5.1f} %  {system_us:6.1f} µs")
+    user_samples = total - by.pop("syscall", 0)
     for category, n in by.most_common():
-        top = ", ".join(f"{name} {100 * k / total:.1f} %"
+        share = n / max(1, user_samples)
+        top = ", ".join(f"{name} {100 * k / n:.0f} %"
                         for name, k in leaves[category].most_common(ns.top))
-        print(f"  {category:18s} {100 * n / total:5.1f} %  {per_chunk_us * n / total:6.1f} µs"
-              f"   ({top})")
+        print(f"  {category:18s} {100 * share * user_us / per_chunk_us:5.1f} %  "
+              f"{share * user_us:6.1f} µs   (of it: {top})")
     shutil.rmtree(folder, ignore_errors=True)
     return 0
 

@@ -129,9 +129,9 @@ class Recorder:
 def value_at_percentile(hist: HdrHistogram, percentile: float) -> int:
     """``hist.get_value_at_percentile(percentile)``, the same value, from numpy.
 
-    Why: hdrh walks its ~23,000 counts in a Python loop: 3-4 ms per call on this machine, and
-    the live display and abort-on-fail ask on the event loop while sessions wait behind it.
-    A cumulative sum and a binary search take tens of microseconds."""
+    Why: hdrh walks its counts in a Python loop: 2.6 ms per call here, and the live display and
+    abort-on-fail ask on the event loop while every session waits behind it. A cumulative sum
+    and a binary search over the same counts take 0.3 ms."""
     total = hist.get_total_count()
     if total == 0:
         return 0

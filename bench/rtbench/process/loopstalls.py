@@ -6,7 +6,8 @@ delays every session behind it. The loop-lag probe sees that a stall happened; t
 task held the loop and for how long, so the manifest of every run names its worst one.
 
 :class:`LoopStalls` is a trio Instrument timing each task step (``before_task_step`` /
-``after_task_step``: two clock reads per step). Steps longer than ``threshold_s`` are counted
+``after_task_step``: two wall-clock reads and one thread CPU clock read per step, about 2.5 %
+of a client core at 150 sessions × 20 ms). Steps longer than ``threshold_s`` are counted
 and the longest is kept, with its task's name, the CPU time the thread spent in it (wall
 time far above CPU time is preemption: another process, or a hypervisor's steal) and the
 time into the run it happened.

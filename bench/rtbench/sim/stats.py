@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 from hdrh.histogram import HdrHistogram
 
+from ..metrics.recorder import value_at_percentile
 from ..process.gcpolicy import GcPauses
 
 _LATENESS_MAX_US = 60_000_000
@@ -55,7 +56,7 @@ class SimStats:
         h = self.lateness
         lateness = {"count": h.get_total_count()}
         if h.get_total_count():
-            lateness.update({f"p{p:g}": h.get_value_at_percentile(p) / 1000.0
+            lateness.update({f"p{p:g}": value_at_percentile(h, p) / 1000.0
                              for p in (50, 90, 99, 99.9)})
             lateness["max"] = h.get_max_value() / 1000.0
         return {

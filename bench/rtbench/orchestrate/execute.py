@@ -170,7 +170,6 @@ def execute(plan: RunPlan, results_root: Path, run_id: str | None = None,
             freeze_baseline()
             trio.run(_run_until_signal, plan, plans, store, stopped_by, progress, monitors,
                      instruments=[stalls])
-            store.update_manifest(loop_stalls=stalls.as_dict())
         else:  # shards in other processes; live watchers need this process's loop: not run
             started, t0 = time.time(), time.monotonic()
             runner(plan, plans, store, stopped_by)
@@ -180,9 +179,12 @@ def execute(plan: RunPlan, results_root: Path, run_id: str | None = None,
         _note_tls(manifest["targets"])
         status = "partial" if stopped_by else (
             "aborted" if store.manifest.get("aborted") else "complete")
+        # the loop's stalls go into the manifest with the rest (a crashed loop's too)
+        own_loop = {"loop_stalls": stalls.as_dict()} if runner is None else {}
         turns, errors = store.finalize(status,
                                        finished_at=dt.datetime.now(dt.UTC).isoformat(),
-                                       stopped_by=stopped_by[0] if stopped_by else None)
+                                       stopped_by=stopped_by[0] if stopped_by else None,
+                                       **own_loop)
     summary = summarize(turns, errors, store.recorder, manifest["targets"], sc.turns_per_session,
                         load_sessions(store.dir))
     generator = saturation.assess(store.recorder, [t.name for t in plan.targets],

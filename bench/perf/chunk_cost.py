@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -41,7 +40,8 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-CLIENT_CORE, SIM_CORE = 0, 1
+# the same simulator, pinning and command line as the sessions-per-core trials
+from sessions_per_core import CLIENT_CORE, Simulator, rtbench_cmd
 
 # (category, substrings of a frame "function (file:line)"), checked innermost frame first
 RULES: list[tuple[str, tuple[str, ...]]] = [
@@ -57,19 +57,15 @@ RULES: list[tuple[str, tuple[str, ...]]] = [
 
 
 def categorize(frames: list[str]) -> str:
+    """The category of the innermost frame that names one; the first other rtbench frame met on
+    the way out is bookkeeping (a third-party call it made is its cost, not its caller's)."""
     for frame in reversed(frames):          # innermost first
         for category, needles in RULES:
             if any(n in frame for n in needles):
-                # an rtbench frame inside the run loop's own files is ours, not scheduling
                 return category
         if "rtbench/" in frame:
             return "bookkeeping"
     return "bookkeeping"
-
-
-def cpu_s(pid: int) -> float:
-    parts = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> int:
@@ -83,18 +79,12 @@ def main() -> int:
         print("chunk_cost.py: py-spy is not installed (pip install py-spy)", file=sys.stderr)
         return 2
     folder = Path(tempfile.mkdtemp(prefix="rtbench-cost-"))
-    sim = subprocess.Popen(["taskset", "-c", str(SIM_CORE), sys.executable, "-m", "rtbench",
-                            "serve", "--port", "0", "--seed", "1"], stdout=subprocess.PIPE,
-                           text=True)
+    sim = Simulator([])
     try:
-        assert sim.stdout is not None
-        address = sim.stdout.readline().strip().removeprefix("listening on ")
         raw = folder / "samples.txt"
-        client = [sys.executable, "-m", "rtbench", "--url",
-                  f"ws://{address}/v1/realtime?model=gpt-realtime-2", "--sessions",
-                  str(ns.sessions), "--ramp-up", "2s", "--duration", f"{ns.seconds:g}s",
-                  "--turns", "1000000", "--chunk-ms", str(ns.chunk_ms), "--progress", "plain",
-                  "--no-report", "--results", str(folder), "--run-id", "run"]
+        client = rtbench_cmd(sim, ns.sessions, ns.seconds, ns.chunk_ms,
+                              argparse.Namespace(connect_rate=100.0, hlog_interval_s=5.0),
+                              folder, "run")
         spy = subprocess.Popen(["taskset", "-c", str(CLIENT_CORE), "py-spy", "record", "-r",
                                 "250", "-f", "raw", "-o", str(raw), "--", *client],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -107,8 +97,7 @@ def main() -> int:
 
         recorder = load_recorder(folder / "run")
     finally:
-        sim.terminate()
-        sim.wait()
+        sim.close()
     chunks = sum(series.histogram.get_total_count() for (target, metric), series
                  in recorder.items() if metric == "send_lateness_ms" and target != "_generator")
     by: Counter[str] = Counter()

@@ -299,6 +299,11 @@ def window_p99_ms(before: HdrHistogram | None, after: HdrHistogram | None) -> fl
     return math.inf
 
 
+def _ramp_s(sessions: int, ns: argparse.Namespace) -> float:
+    """Ramp-up time for N sessions at ``--connect-rate`` (at least 2 s)."""
+    return max(2.0, sessions / float(ns.connect_rate))
+
+
 def _child(args: list[str]) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True,
                             preexec_fn=lambda: _pin(CLIENT_CORE))
@@ -377,7 +382,7 @@ def machine_check(seconds: float = 3.0) -> str:
 def _engine_trial(sim: Simulator, n: int, chunk_ms: int, ns: argparse.Namespace
                   ) -> dict[str, Any]:
     """The idealized figure: ``run_sessions`` with a sink that keeps nothing, no watcher."""
-    ramp = max(2.0, n / ns.connect_rate)
+    ramp = _ramp_s(n, ns)
     proc = _child(["--trial", str(n), *sim.client_args(), "--chunk-ms", str(chunk_ms),
                    "--ramp-s", str(ramp), "--settle-s", str(ns.settle_s),
                    "--measure-s", str(ns.measure_s)])
@@ -403,19 +408,30 @@ def _engine_trial(sim: Simulator, n: int, chunk_ms: int, ns: argparse.Namespace
     return result
 
 
-def _interval_ends(hlog: Path) -> list[float]:
-    """End (seconds into the run) of every interval written to the log so far."""
+def _intervals(hlog: Path) -> list[tuple[str, float, float, str]]:
+    """(tag, start s, end s, encoded histogram) of every whole interval line written so far;
+    the times are seconds into the run, as the log writes them (hdrh's reader adds the start
+    instant to them)."""
     try:
         text = hlog.read_text()
     except OSError:
         return []
-    ends = []
-    for line in text.splitlines():
-        if line.startswith("Tag="):
-            parts = line.split(",")
-            if len(parts) >= 4:
-                ends.append(float(parts[1]) + float(parts[2]))
-    return ends
+    out = []
+    for line in text.splitlines():   # Tag=...,start s,length s,max,histogram
+        parts = line.removeprefix("Tag=").split(",", 4)
+        if line.startswith("Tag=") and len(parts) == 5:
+            out.append((parts[0], float(parts[1]), float(parts[1]) + float(parts[2]), parts[4]))
+    return out
+
+
+def rtbench_cmd(sim: Simulator, sessions: int, duration_s: float, chunk_ms: int,
+                 ns: argparse.Namespace, results: Path, run_id: str) -> list[str]:
+    """The command a user runs against ``sim``: closed model, every watcher as they get it."""
+    return [sys.executable, "-m", "rtbench", *sim.client_args(), "--sessions", str(sessions),
+            "--ramp-up", f"{_ramp_s(sessions, ns):g}s",
+            "--duration", f"{duration_s:g}s", "--turns", "1000000", "--chunk-ms", str(chunk_ms),
+            "--progress", "plain", "--no-report", "--hlog-interval-s", f"{ns.hlog_interval_s:g}s",
+            "--results", str(results), "--run-id", run_id]
 
 
 def _cli_trial(sim: Simulator, n: int, chunk_ms: int, ns: argparse.Namespace
@@ -430,24 +446,24 @@ def _cli_trial(sim: Simulator, n: int, chunk_ms: int, ns: argparse.Namespace
     from rtbench.results.intervallog import HLOG
     from rtbench.results.store import load_tables
 
-    ramp = max(2.0, n / ns.connect_rate)
+    ramp = _ramp_s(n, ns)
     every = ns.hlog_interval_s
     first = math.ceil((ramp + ns.settle_s) / every) * every          # window start (run time)
     last = first + max(1, round(ns.measure_s / every)) * every       # window end
+    # the log's ticks drift a few ms per interval behind the nominal boundaries (5.002, 10.004,
+    # ...): an interval belongs to the window when it is within half an interval of it
+    slack = every / 2
     results = Path(tempfile.mkdtemp(prefix="rtbench-perf-run-"))
-    cmd = [sys.executable, "-m", "rtbench", *sim.client_args(), "--sessions", str(n),
-           "--ramp-up", f"{ramp:g}s", "--duration", f"{last + 1:g}s", "--turns", "1000000",
-           "--chunk-ms", str(chunk_ms), "--progress", "plain", "--no-report",
-           "--hlog-interval-s", f"{every:g}s", "--results", str(results), "--run-id", "trial"]
+    cmd = rtbench_cmd(sim, n, last + 1, chunk_ms, ns, results, "trial")
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: _pin(CLIENT_CORE))
     hlog = results / "trial" / HLOG
     marks: dict[str, tuple[float, float, float, HdrHistogram | None, Steal]] = {}
     while proc.poll() is None and "end" not in marks:
         time.sleep(0.05)
-        ends = _interval_ends(hlog)
+        latest = max((end for _, _, end, _ in _intervals(hlog)), default=-math.inf)
         for name, at in (("start", first), ("end", last)):
-            if name not in marks and ends and max(ends) >= at - 1e-6:
+            if name not in marks and latest >= at - slack:
                 marks[name] = (time.monotonic(), _cpu_s(proc.pid), sim.cpu_s(),
                                sim.lateness(), Steal())
     rss_mb, rss_peak_mb = _rss_mb(proc.pid) if proc.poll() is None else (math.nan, math.nan)
@@ -460,11 +476,8 @@ def _cli_trial(sim: Simulator, n: int, chunk_ms: int, ns: argparse.Namespace
     (w0, cpu0, simcpu0, late0, steal0), (w1, cpu1, simcpu1, late1, _) = (marks["start"],
                                                                          marks["end"])
     late, lag = new_histogram(), new_histogram()
-    for line in hlog.read_text().splitlines():   # Tag=...,start s,length s,max,histogram
-        if not line.startswith("Tag="):
-            continue
-        tag, start, length, _, encoded = line.removeprefix("Tag=").split(",", 4)
-        if float(start) < first - 1e-6 or float(start) + float(length) > last + 1e-6:
+    for tag, start, end, encoded in _intervals(hlog):
+        if start < first - slack or end > last + slack:
             continue
         hist = HdrHistogram.decode(encoded)
         metric, _, target = tag.partition("|")
@@ -472,6 +485,10 @@ def _cli_trial(sim: Simulator, n: int, chunk_ms: int, ns: argparse.Namespace
             late.add(hist)
         elif metric == LOOP_LAG and target == GENERATOR:
             lag.add(hist)
+    if late.get_total_count() == 0:   # never a pass on no evidence
+        shutil.rmtree(results, ignore_errors=True)
+        raise RuntimeError(f"rtbench run of {n} sessions: no send lateness in the window "
+                           f"{first:g}-{last:g} s of its interval log")
     run = results / "trial"
     manifest = json.loads((run / "manifest.json").read_text())
     turns, error_rows = load_tables(run)
@@ -539,6 +556,11 @@ def attempt(n: int, chunk_ms: int, ns: argparse.Namespace, tls: bool, path: str
 ALL: list[dict[str, Any]] = []  # the counted trial of every N, for the simulator's figures
 
 
+def trials_of(path: str, chunk_ms: int, scheme: str) -> list[dict[str, Any]]:
+    """Every counted trial of one (path, chunk size, scheme)."""
+    return [r for r in ALL if (r["path"], r["chunk_ms"], r["scheme"]) == (path, chunk_ms, scheme)]
+
+
 def search(chunk_ms: int, start: int, ns: argparse.Namespace, tls: bool, path: str
            ) -> tuple[int, dict[str, Any] | None]:
     """Largest passing N: step up by x1.5 from ``start``, then bisect to ~4 %."""
@@ -571,12 +593,7 @@ def soak(ns: argparse.Namespace) -> None:
     sim = Simulator([])
     results = Path(tempfile.mkdtemp(prefix="rtbench-perf-soak-"))
     try:
-        cmd = [sys.executable, "-m", "rtbench", *sim.client_args(), "--sessions", str(ns.soak),
-               "--ramp-up", f"{max(2.0, ns.soak / ns.connect_rate):g}s",
-               "--duration", f"{ns.soak_s:g}s", "--turns", "1000000",
-               "--chunk-ms", str(ns.chunk_ms[0]), "--progress", "plain", "--no-report",
-               "--hlog-interval-s", f"{ns.hlog_interval_s:g}s", "--results", str(results),
-               "--run-id", "soak"]
+        cmd = rtbench_cmd(sim, ns.soak, ns.soak_s, ns.chunk_ms[0], ns, results, "soak")
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 text=True, preexec_fn=lambda: _pin(CLIENT_CORE))
         t0 = time.monotonic()
@@ -670,7 +687,7 @@ def main() -> None:
             try:
                 proc = _child(["--memory-child", "--memory", str(ns.memory), *sim.client_args(),
                                "--chunk-ms", str(ns.chunk_ms[-1]),
-                               "--ramp-s", str(max(2.0, ns.memory / ns.connect_rate))])
+                               "--ramp-s", str(_ramp_s(ns.memory, ns))])
                 out, _ = proc.communicate()
                 r = json.loads(out.strip().splitlines()[-1])
                 print(f"memory ({sim.url.split(':')[0]}): {r['sessions']} waiting sessions "
@@ -688,7 +705,7 @@ def main() -> None:
             r = trial(ns.fixed or 1000, chunk_ms, ns, tls, path)
             _show(r)
             print(f"client RSS with {r['sessions']} live sessions: {r['rss_mb']:.1f} MiB "
-                  f"({r['rss_mb'] * 1024 / r['sessions']:.0f} KiB per session, whole RSS); "
+                  f"(peak {r['rss_peak_mb']:.1f}); "
                   f"simulator RSS {r['sim_rss_mb']:.1f} MiB")
         return
 
@@ -708,8 +725,7 @@ def main() -> None:
     print("\nsimulator (one process, one core):")
     for (path, chunk_ms, scheme), results in found.items():
         at_max = [r for _, r in results if r is not None]
-        kept = [r for r in ALL if (r["path"], r["chunk_ms"], r["scheme"]) == (path, chunk_ms, scheme)
-                and r["passed"] and r["sim_kept_up"]]
+        kept = [r for r in trials_of(path, chunk_ms, scheme) if r["passed"] and r["sim_kept_up"]]
         print(f"  {path:>6} {scheme:>3} {chunk_ms:3d} ms chunks: at the client's maximum "
               + ", ".join(
                   f"{r['sessions']} sessions: CPU {100 * r['sim_cpu']:.0f} %, own lateness p99 "
@@ -721,9 +737,8 @@ def main() -> None:
             f"{best['sim_late_p99_ms']:.2f} ms)" if best else "none"))
     print("\nclient RSS per live session (slope of RSS over sessions across the trials):")
     for (path, chunk_ms, scheme) in found:
-        pts = [(r["sessions"], r["rss_mb"]) for r in ALL
-               if (r["path"], r["chunk_ms"], r["scheme"]) == (path, chunk_ms, scheme)
-               and not math.isnan(r["rss_mb"])]
+        pts = [(r["sessions"], r["rss_mb"]) for r in trials_of(path, chunk_ms, scheme)
+               if not math.isnan(r["rss_mb"])]
         if len({n for n, _ in pts}) >= 2:
             slope = statistics.linear_regression([n for n, _ in pts], [m for _, m in pts]).slope
             print(f"  {path:>6} {scheme:>3} {chunk_ms:3d} ms chunks: {slope * 1024:.0f} KiB "
@@ -731,15 +746,14 @@ def main() -> None:
     print("\nclient CPU per session-chunk at the largest trial (what a core could hold if only its "
           "CPU limited it):")
     for (path, chunk_ms, scheme) in found:
-        rows = [r for r in ALL if (r["path"], r["chunk_ms"], r["scheme"]) == (path, chunk_ms, scheme)
-                and not r["errors_total"]]
+        rows = [r for r in trials_of(path, chunk_ms, scheme) if not r["errors_total"]]
         if rows:
             big = max(rows, key=lambda r: (r["sessions"], -chunk_us(r)))
             print(f"  {path:>6} {scheme:>3} {chunk_ms:3d} ms chunks: {chunk_us(big):.0f} µs at "
                   f"{big['sessions']} sessions -> {CPU_LIMIT * 1e6 / chunk_us(big) / (1000 / chunk_ms):.0f}"
                   f" sessions at {100 * CPU_LIMIT:g} % CPU")
     print("\nsessions per client core (median of repeats):")
-    ws_median: dict[int, float] = {}
+    ws_median: dict[tuple[str, int], float] = {}   # (path, chunk_ms): wss is shown against it
     for (path, chunk_ms, scheme), results in found.items():
         ns_ = [n for n, _ in results]
         rows = [r for _, r in results if r is not None]
@@ -748,10 +762,10 @@ def main() -> None:
             print(f"{label}no passing N (runs: {ns_})")
             continue
         median = statistics.median(ns_)
-        if path == ns.paths[0] and scheme == "ws":
-            ws_median[chunk_ms] = median
-        ratio = (f", {100 * median / ws_median[chunk_ms]:.0f} % of ws"
-                 if scheme == "wss" and ws_median.get(chunk_ms) else "")
+        if scheme == "ws":
+            ws_median[path, chunk_ms] = median
+        ratio = (f", {100 * median / ws_median[path, chunk_ms]:.0f} % of ws"
+                 if scheme == "wss" and ws_median.get((path, chunk_ms)) else "")
         print(f"{label}{median:.0f} sessions (runs: {ns_}){ratio}; client CPU "
               f"{100 * statistics.median(r['client_cpu'] for r in rows):.0f} %, send lateness p99 "
               f"{statistics.median(r['late_p99_ms'] for r in rows):.2f} ms, simulator CPU "

@@ -321,3 +321,60 @@ def test_a_long_close_reason_is_cut_at_a_character_boundary(reason: str) -> None
 def test_close_code_ranges() -> None:
     assert not any(valid_close_code(c) for c in INVALID_CODES)
     assert all(valid_close_code(c) for c in VALID_CODES)
+
+
+async def test_a_response_head_in_pieces_with_frames_behind_it_reaches_the_reader() -> None:
+    """The 101's head split over several reads, then frames in the head's last segment: only
+    the head goes to the upgrade, the frames to the reader, in order."""
+    got: list[str | bytes] = []
+
+    async def handler(stream: trio.SocketStream) -> None:
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            buf += await stream.receive_some(65536)
+        key = next(line.split(b":", 1)[1].strip() for line in buf.split(b"\r\n")
+                   if line.lower().startswith(b"sec-websocket-key:"))
+        response = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                    b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept_token(key.decode())
+                    + b"\r\n\r\n" + raw_frame(OPCODE_TEXT, b"first", masked=False)
+                    + raw_frame(OPCODE_TEXT, b"second", masked=False))
+        for piece in (response[:20], response[20:61], response[61:]):
+            await stream.send_all(piece)
+            await trio.sleep(0.01)
+        await stream.send_all(close_frame(4000, b"done", masked=False))
+        await trio.sleep(1)
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(functools.partial(trio.serve_tcp, handler, 0,
+                                                          host="127.0.0.1"))
+        with trio.fail_after(5):
+            ws = await wsclient.connect(f"ws://127.0.0.1:{listeners[0].socket.getsockname()[1]}/",
+                                        headers=[], ssl_context=None, max_message_bytes=1 << 20)
+            async with trio.open_nursery() as inner:
+                ws.attach(inner)
+                reason = await ws.receive_into(lambda message, t: got.append(message))
+                await ws.aclose()
+        nursery.cancel_scope.cancel()
+    assert got == ["first", "second"] and reason == wsclient.CloseReason(4000, "done")
+
+
+async def test_what_the_handler_raises_reaches_the_caller_and_the_hub_goes_on() -> None:
+    """On TCP the handler runs in the shared read hub's task: its exception must come out of
+    that connection's ``receive_into``, and other connections keep being read."""
+    script = raw_frame(OPCODE_TEXT, b"boom", masked=False) + raw_frame(
+        OPCODE_TEXT, b"fine", masked=False) + close_frame(1000, masked=False)
+
+    def explode(message: str | bytes, t: float) -> None:
+        raise RuntimeError(f"handler bug on {message!r}")
+
+    async with raw_server(script) as (port, _):
+        with trio.fail_after(5):
+            first = await wsclient.connect(f"ws://127.0.0.1:{port}/", headers=[],
+                                           ssl_context=None, max_message_bytes=1 << 20)
+            async with trio.open_nursery() as nursery:
+                first.attach(nursery)
+                with pytest.raises(RuntimeError, match="handler bug on 'boom'"):
+                    await first.receive_into(explode)
+                await first.aclose()
+            reason, got = await run_client(port)
+    assert got == ["boom", "fine"] and reason.code == 1000

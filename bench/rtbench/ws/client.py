@@ -1,4 +1,4 @@
-"""A lean client WebSocket connection: wsproto for the protocol, one trio task per connection.
+"""A lean client WebSocket connection: wsproto for the upgrade, :mod:`.frame` after it.
 
 Why not trio-websocket on the client: it runs a background reader task per connection and
 hands every message over a memory channel to the task that asked for it, and every send is
@@ -10,9 +10,16 @@ wakeups and copies are the cost. Here:
   TLS, whose records trio's ``SSLStream`` must encrypt — do they queue for a flush task
   started on demand. ``on_sent(t)`` is told when the message left: the moment of the write
   on the direct path (stamped just before the syscall), the end of the flush otherwise;
-* the caller's own task reads: :meth:`WsClient.receive_into` stamps ``trio.current_time()``
-  right after ``receive_some`` returns, before any parsing, and hands each complete message
-  with that stamp to a plain callback.
+* reads on plain TCP go through one :class:`~rtbench.ws.readhub.ReadHub` per trio run (one
+  edge-triggered epoll for every connection, read in the hub's task with ``os.read``): no
+  ``epoll_ctl`` re-arm and no task switch per message, which is what trio's own
+  ``receive_some`` costs a reader task that wakes every 20 ms. Without a socket (TLS, an
+  in-memory stream) :meth:`WsClient.receive_into` reads in the caller's task. Either way
+  ``trio.current_time()`` is stamped right after the read, before any parsing, and each
+  complete message goes with that stamp to a plain callback;
+* after the upgrade, frames are parsed by :class:`~rtbench.ws.frame.FrameReader` (the
+  simulator's parser: one buffer slice and a C unmask per frame) instead of wsproto's
+  generator-driven frame protocol, and the few control frames we send are built here.
 
 Closing: ``closed`` (the close reason) is set the moment the connection starts to end — our
 close frame queued, the peer's close read, or the connection lost — and from then on the caller
@@ -31,28 +38,30 @@ import os
 import ssl
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import cast
 from urllib.parse import urlsplit
 
 import trio
 from wsproto import ConnectionType, WSConnection
-from wsproto.connection import ConnectionState
-from wsproto.events import (
-    AcceptConnection,
-    BytesMessage,
-    CloseConnection,
-    Ping,
-    RejectConnection,
-    RejectData,
-    Request,
-    TextMessage,
-)
+from wsproto.events import AcceptConnection, RejectConnection, RejectData, Request
 from wsproto.frame_protocol import CloseReason as _Codes
 from wsproto.utilities import RemoteProtocolError
 
-from .frame import MaskKeys, OutFrame
+from .frame import (
+    OPCODE_BINARY,
+    OPCODE_CLOSE,
+    OPCODE_PING,
+    OPCODE_PONG,
+    FrameError,
+    FrameReader,
+    MaskKeys,
+    OutFrame,
+    close_payload,
+    frame_header,
+    xor_mask,
+)
+from .readhub import ReadHub, make_hub
 
 #: Read up to this much per receive: several frames per wakeup under load. Python allocates the
 #: whole size for every read; 64 KiB stays below glibc's mmap threshold (128 KiB), and the
@@ -64,6 +73,10 @@ RECEIVE_BYTES = 64 * 1024
 MAX_REFUSAL_BODY = 64 * 1024
 #: The longest one reader step hands messages to the session before letting others run.
 DISPATCH_SLICE_S = 0.0005
+#: Reads of one socket per call from the read hub (64 KiB each): past that the others go first.
+MAX_READS_PER_WAKEUP = 4
+#: The most response-header bytes read before the upgrade is given up.
+MAX_RESPONSE_HEAD = 64 * 1024
 #: How long our close waits for the server's close frame before dropping the socket.
 CLOSE_WAIT_S = 1.0
 
@@ -89,6 +102,9 @@ class CloseReason:
 
 
 ABNORMAL = 1006
+NO_STATUS = 1005
+#: This trio run's read hub (see :func:`_run_hub`).
+_HUB: trio.lowlevel.RunVar[ReadHub | None] = trio.lowlevel.RunVar("rtbench_client_read_hub")
 
 
 class ConnectionClosed(Exception):
@@ -114,26 +130,32 @@ class Rejected(UpgradeError):
 class WsClient:
     """One open client WebSocket. Create with :func:`connect`; use inside its nursery."""
 
-    def __init__(self, stream: trio.abc.Stream, ws: WSConnection, fd: int | None,
-                 max_message_bytes: int, subprotocol: str | None) -> None:
+    def __init__(self, stream: trio.abc.Stream, fd: int | None, max_message_bytes: int,
+                 subprotocol: str | None, buffered: bytes = b"",
+                 t_buffered: float | None = None) -> None:
         self._stream = stream
-        self._ws = ws
-        self._fd = fd                      # plain TCP: write here directly; TLS: None
+        self._fd = fd                      # plain TCP: read and write here directly; TLS: None
         self._nursery: trio.Nursery | None = None
-        self._max = max_message_bytes
         self._keys = MaskKeys()
         self._backlog: deque[tuple[bytes, OnSent | None]] = deque()
         self._flushing = False
         self._flushed = trio.Event()  # set when the running flush task ends
         self._broken = False  # the connection is lost: nothing more can be written
         self._failed = False  # the server broke the protocol: its bytes can no longer be parsed
+        self._close_sent = False
+        self._close_received = False
         self.subprotocol = subprotocol
         #: The TLS version negotiated (``TLSv1.3``), None on plain TCP.
         self.tls_version: str | None = None
         self.closed: CloseReason | None = None
-        self._t_buffered = trio.current_time()
-        self._parts: list[str | bytes] = []   # a fragmented message so far
-        self._size = 0
+        self._reader = FrameReader(masked=False, max_message_bytes=max_message_bytes)
+        self._reader.feed(buffered)   # frames that arrived with the 101 response
+        self._t_read = trio.current_time() if t_buffered is None else t_buffered
+        self._parsing: Iterator[tuple[int, str | bytes]] | None = None  # a dispatch cut short
+        self._handle: Callable[[str | bytes, float], object] | None = None
+        self._hub: ReadHub | None = None      # while receive_into reads through the hub
+        self._woken = trio.Event()            # the hub's callback has news for receive_into
+        self._error: BaseException | None = None  # ``handle`` raised in the hub's task
 
     def attach(self, nursery: trio.Nursery) -> None:
         """Where to run the flush task when sends back up (must outlive the connection)."""
@@ -207,6 +229,14 @@ class WsClient:
             self.closed = CloseReason(ABNORMAL, why)
         self._broken = True
         self._backlog.clear()
+        self._woken.set()
+
+    def _send_control(self, opcode: int, payload: bytes) -> None:
+        """A masked control frame: written even while closing (it may be the close frame)."""
+        key = self._keys.next()
+        with contextlib.suppress(ConnectionClosed):
+            self._write(b"".join((frame_header(len(payload), opcode), key,
+                                  xor_mask(payload, key))), None)
 
     # -- receiving ---------------------------------------------------------------------------
 
@@ -215,86 +245,152 @@ class WsClient:
 
         ``t`` is taken right after the bytes completing the message were read, before they
         are parsed. Returns the close reason (the peer's close frame, or 1006 when the TCP
-        connection ended without one).
+        connection ended without one). ``handle`` must not block; on plain TCP it runs in the
+        read hub's task, and what it raises is raised here.
         """
-        ws = self._ws
-        t = self._t_buffered  # frames that arrived with the 101 response
+        self._handle = handle
+        hub = _run_hub() if self._fd is not None else None
+        try:
+            if hub is not None and self._fd is not None:
+                self._hub = hub
+                hub.register(self._fd, self._readable)
+                while self._readable():          # the 101's frames, and bytes that came
+                    await trio.lowlevel.checkpoint()  # before the registration
+                while self.closed is None and self._error is None:
+                    await self._woken.wait()
+                    self._woken = trio.Event()
+            else:
+                await self._receive_in_task()
+        finally:
+            self._handle = None
+            self._unwatch()
+        if self._error is not None:
+            raise self._error
+        assert self.closed is not None
+        return self.closed
+
+    async def _receive_in_task(self) -> None:
+        """Without the hub: read in the caller's task until closed."""
         while True:
-            while self._dispatch(handle, t):     # a slice's worth handled, more parsed: let
-                await trio.lowlevel.checkpoint()  # the pacer and other readers in first
+            while self._dispatch():                  # a slice's worth handled, more parsed: let
+                await trio.lowlevel.checkpoint()     # the pacer and other readers in first
             if self.closed is not None:
-                break
+                return
             try:
                 data = await self._stream.receive_some(RECEIVE_BYTES)
             except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
                 self._lost(f"receive failed: {exc}")
-                break
-            t = trio.current_time()
+                return
+            self._t_read = trio.current_time()
             if not data:
                 self._lost("TCP connection closed without a close frame")
-                break
-            ws.receive_data(_as_bytes(data))
-        assert self.closed is not None
-        return self.closed
+                return
+            self._reader.feed(data)
 
-    def _dispatch(self, handle: Callable[[str | bytes, float], object], t: float) -> bool:
-        """Hand the complete messages parsed so far to ``handle``; answer pings and closes.
+    def _unwatch(self) -> None:
+        if self._hub is not None and self._fd is not None:
+            self._hub.forget(self._fd)
+        self._hub = None
 
-        True when it stopped after :data:`DISPATCH_SLICE_S` with more buffered: one 64 KiB read
-        can hold dozens of audio deltas, and handling them all in one step (decode, VAD) held
-        the loop 1-3 ms while every session's next chunk waited. wsproto parses lazily, so
-        what is left stays in its buffer for the next call."""
-        ws = self._ws
-        started = time.perf_counter()
-        for event in ws.events():
-            if isinstance(event, TextMessage | BytesMessage):
-                data = event.data if isinstance(event.data, str) else _as_bytes(event.data)
-                self._size += len(data)
-                if self._size > self._max:
-                    self._close_now(1009, f"message over {self._max} bytes")
-                    return False
-                if not event.message_finished:
-                    self._parts.append(data)
-                    continue
-                message: str | bytes = data
-                if self._parts:
-                    self._parts.append(data)
-                    message = ("".join(cast(list[str], self._parts))
-                               if isinstance(message, str)
-                               else b"".join(cast(list[bytes], self._parts)))
-                    self._parts = []
-                self._size = 0
-                handle(message, t)
-                if self.closed is not None:
-                    return False
-                if time.perf_counter() - started > DISPATCH_SLICE_S:
-                    return True     # maybe more parsed: the next call goes on from there
-            elif isinstance(event, Ping):
-                self._send_raw(ws.send(event.response()))
-            elif isinstance(event, CloseConnection):
-                if ws.state is ConnectionState.OPEN:
-                    # wsproto could not parse the server's frames (bad close code, bad UTF-8,
-                    # a protocol error): it reports that as a close with the code we owe.
-                    # No reply can be parsed after that: fail the connection (RFC 6455 §7.1.7).
-                    self._failed = True
-                    self._close_now(event.code, event.reason)
-                    return False
-                if ws.state is ConnectionState.REMOTE_CLOSING:
-                    self._send_raw(ws.send(event.response()))
-                self.closed = CloseReason(event.code, event.reason or None)
+    def _readable(self) -> bool:
+        """The hub's callback: parse and hand on what is buffered, read until the socket is
+        drained (edge-triggered); True when it stopped early with more to do (see readhub).
+
+        Never raises (it runs in the hub's task): what ``handle`` raises is kept for
+        :meth:`receive_into`'s task.
+        """
+        try:
+            return self._read_ready()
+        except Exception as exc:
+            self._error = exc
+            self._woken.set()
+            return False
+
+    def _read_ready(self) -> bool:
+        assert self._fd is not None
+        reads, drained = 0, False
+        while True:
+            if self._dispatch():
+                return True       # a slice's worth handled: the others first
+            if self.closed is not None:
+                self._woken.set()
                 return False
+            if drained:
+                return False
+            if reads == MAX_READS_PER_WAKEUP:
+                return True
+            try:
+                data = os.read(self._fd, RECEIVE_BYTES)
+            except BlockingIOError:
+                return False      # drained: the next arrival is a new edge
+            except OSError as exc:
+                self._lost(f"receive failed: {exc.strerror or exc}")
+                return False
+            self._t_read = trio.current_time()
+            reads += 1
+            if not data:
+                self._lost("TCP connection closed without a close frame")
+                return False
+            self._reader.feed(data)
+            drained = len(data) < RECEIVE_BYTES
+
+    def _dispatch(self) -> bool:
+        """Hand the complete messages buffered so far to the handler; answer pings and closes.
+
+        True when it stopped after :data:`DISPATCH_SLICE_S` with maybe more buffered: one
+        64 KiB read can hold dozens of audio deltas, and handling them all in one step (decode,
+        VAD) held the loop 1-3 ms while every session's next chunk waited. The parse is a
+        generator; the next call goes on where this one stopped.
+        """
+        handle = self._handle
+        if handle is None or self.closed is not None:
+            return False
+        events, self._parsing = self._parsing or self._reader.events(), None
+        t = self._t_read
+        started = time.perf_counter()
+        try:
+            for opcode, payload in events:
+                if opcode <= OPCODE_BINARY:
+                    handle(payload, t)
+                    if self.closed is not None:
+                        return False
+                    if time.perf_counter() - started > DISPATCH_SLICE_S:
+                        self._parsing = events
+                        return True
+                elif opcode == OPCODE_PING:
+                    assert isinstance(payload, bytes)
+                    self._send_control(OPCODE_PONG, payload)
+                elif opcode == OPCODE_CLOSE:
+                    assert isinstance(payload, bytes)
+                    self._on_close(payload)
+                    return False
+        except FrameError as exc:
+            # The server's bytes cannot be parsed from here (bad close code, bad UTF-8, an
+            # oversized message, a protocol error): close with the code we owe and read no
+            # reply (RFC 6455 §7.1.7).
+            self._failed = True
+            self._close_now(exc.code, exc.reason)
         return False
 
-    def _send_raw(self, data: bytes) -> None:
-        """A control frame: written even while closing (it may be the close frame itself)."""
-        with contextlib.suppress(ConnectionClosed):
-            self._write(data, None)
+    def _on_close(self, payload: bytes) -> None:
+        """The server's close (the reader checked it): echo its code, then we are closed."""
+        self._close_received = True
+        if not self._close_sent:
+            self._close_sent = True
+            self._send_control(OPCODE_CLOSE, payload[:2])
+        if self.closed is None:
+            code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else NO_STATUS
+            self.closed = CloseReason(code, payload[2:].decode() or None)
+        self._woken.set()
 
     # -- closing -----------------------------------------------------------------------------
 
     def _close_now(self, code: int, reason: str | None = None) -> None:
-        self.closed = CloseReason(code, reason or None)
-        self._send_raw(self._ws.send(CloseConnection(code=code, reason=reason)))
+        if self.closed is None:
+            self.closed = CloseReason(code, reason or None)
+        self._close_sent = True
+        self._send_control(OPCODE_CLOSE, close_payload(code, reason))
+        self._woken.set()
 
     async def aclose(self, code: int = 1000) -> None:
         """Close: our close frame after everything queued, the server's reply (unless it broke
@@ -304,14 +400,15 @@ class WsClient:
         it within :data:`CLOSE_WAIT_S`, shielded so that a cancelled caller still closes
         cleanly.
         """
+        self._unwatch()
         try:
             with trio.move_on_after(CLOSE_WAIT_S) as scope:
                 scope.shield = True
-                if self.closed is None and self._ws.state is ConnectionState.OPEN:
+                if self.closed is None:
                     self._close_now(code)
                 await self._flush_backlog()
-                if self._ws.state is ConnectionState.LOCAL_CLOSING and not (
-                        self._broken or self._failed):
+                if self._close_sent and not (self._close_received or self._broken
+                                             or self._failed):
                     await self._await_close_reply()
         finally:
             await trio.aclose_forcefully(self._stream)
@@ -324,16 +421,35 @@ class WsClient:
             await self._drain()
 
     async def _await_close_reply(self) -> None:
+        """Read, dropping messages, until the server's close frame (or the end, or garbage)."""
+        self._parsing = None
         while True:
+            try:
+                if any(opcode == OPCODE_CLOSE for opcode, _ in self._reader.events()):
+                    return
+            except FrameError:
+                return
             try:
                 data = await self._stream.receive_some(RECEIVE_BYTES)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 return
             if not data:
                 return
-            self._ws.receive_data(_as_bytes(data))
-            if any(isinstance(e, CloseConnection) for e in self._ws.events()):
-                return
+            self._reader.feed(data)
+
+
+def _run_hub() -> ReadHub | None:
+    """The read hub of this trio run, started as a system task on first use (None without
+    epoll). One per run, like the pacer is one per process: every connection's reads share
+    one epoll and one task."""
+    try:
+        return _HUB.get()
+    except LookupError:
+        hub = make_hub()
+        if hub is not None:
+            trio.lowlevel.spawn_system_task(hub.run, name="rtbench.ws.client.ReadHub.run")
+        _HUB.set(hub)
+        return hub
 
 
 def _as_bytes(data: bytes | bytearray) -> bytes:
@@ -373,39 +489,50 @@ async def connect(url: str, *, headers: list[tuple[str, str]], ssl_context: ssl.
         await stream.send_all(ws.send(Request(
             host=host_header, target=resource, subprotocols=list(subprotocols),
             extra_headers=[(k.encode(), v.encode()) for k, v in headers])))
-        status: int | None = None
-        body = bytearray()
-        while True:
+        # Only the response head goes to wsproto: after a 101 the rest are frames, which
+        # FrameReader parses (the first server event often shares the 101's segment).
+        received = bytearray()
+        while (end := received.find(b"\r\n\r\n")) < 0:
+            if len(received) > MAX_RESPONSE_HEAD:
+                raise UpgradeError(f"response headers over {MAX_RESPONSE_HEAD} bytes")
             data = await stream.receive_some(RECEIVE_BYTES)
             t = trio.current_time()
             if not data:
-                if status is not None:
-                    raise Rejected(status, bytes(body))
                 raise UpgradeError("connection closed during the handshake")
-            try:
-                ws.receive_data(_as_bytes(data))
-                # Iterated lazily: frames that came with the 101 must stay buffered in ``ws``
-                # for the reader (a list() here ate the session.created that shared a segment).
+            received += data
+        head, rest = bytes(received[:end + 4]), bytes(received[end + 4:])
+        status: int | None = None
+        body = bytearray()
+        try:
+            ws.receive_data(head)
+            for event in ws.events():
+                if isinstance(event, AcceptConnection):
+                    client = WsClient(stream, fd, max_message_bytes, event.subprotocol,
+                                      buffered=rest, t_buffered=t)
+                    client.tls_version = tls_version
+                    return client
+                if isinstance(event, RejectConnection):
+                    status = event.status_code
+                    if not event.has_body:
+                        raise Rejected(status, b"")
+            if status is None:
+                raise UpgradeError("bad upgrade response: no status")
+            data = rest
+            while True:   # a refusal's body, for the service's error code
+                if data:
+                    ws.receive_data(data)
                 for event in ws.events():
-                    if isinstance(event, AcceptConnection):
-                        client = WsClient(stream, ws, fd, max_message_bytes, event.subprotocol)
-                        client._t_buffered = t
-                        client.tls_version = tls_version
-                        return client
-                    if isinstance(event, RejectConnection):
-                        status = event.status_code
-                        if not event.has_body:
-                            raise Rejected(status, b"")
-                    elif isinstance(event, RejectData):
+                    if isinstance(event, RejectData):
                         body += event.data
                         if len(body) > MAX_REFUSAL_BODY:   # an endless body is not read to the end
-                            assert status is not None
                             raise Rejected(status, bytes(body[:MAX_REFUSAL_BODY]))
                         if event.body_finished:
-                            assert status is not None
                             raise Rejected(status, bytes(body))
-            except RemoteProtocolError as exc:   # garbage, a bad Sec-WebSocket-Accept, ...
-                raise UpgradeError(f"bad upgrade response: {exc}") from None
+                data = _as_bytes(await stream.receive_some(RECEIVE_BYTES))
+                if not data:
+                    raise Rejected(status, bytes(body))
+        except RemoteProtocolError as exc:   # garbage, a bad Sec-WebSocket-Accept, ...
+            raise UpgradeError(f"bad upgrade response: {exc}") from None
     except BaseException:
         await trio.aclose_forcefully(stream)
         raise

@@ -12,9 +12,10 @@ Edge-triggered means one report per arrival, so a callback reads until the socke
 (a read shorter than its buffer, or ``BlockingIOError``); the next arrival is a new edge. To be
 fair, a callback may stop early and return True ("more to read"): the hub calls it again on
 its next round, after every other ready socket and after letting other tasks run, so one
-client sending far faster than real time cannot starve the rest. A callback must not block and
-must not raise (it runs in the hub's task: an exception would stop every socket). Callbacks
-that need to await hand the work to a task of their own.
+peer sending far faster than real time cannot starve the rest; and a round ends after
+:data:`ROUND_S`, so that many ready sockets cannot hold the loop either. A callback must not
+block and must not raise (it runs in the hub's task: an exception would stop every socket).
+Callbacks that need to await hand the work to a task of their own.
 
 Linux only (``select.epoll``); :func:`make_hub` returns None elsewhere and callers fall back to
 trio's own waits.
@@ -24,6 +25,8 @@ from __future__ import annotations
 
 import contextlib
 import select
+import time
+from collections import deque
 from collections.abc import Callable
 
 import trio
@@ -31,6 +34,8 @@ import trio
 _FLAGS = getattr(select, "EPOLLIN", 0) | getattr(select, "EPOLLRDHUP", 0) | getattr(
     select, "EPOLLET", 0)
 _MAX_EVENTS = 1024
+#: The longest one round of callbacks holds the loop before other tasks run.
+ROUND_S = 0.0005
 
 
 class ReadHub:
@@ -52,21 +57,35 @@ class ReadHub:
             self._epoll.unregister(fd)
 
     async def run(self) -> None:
-        """Call the callbacks of every socket with new data, forever (cancel to stop)."""
+        """Call the callbacks of every socket with new data, forever (cancel to stop).
+
+        One round runs callbacks for at most :data:`ROUND_S`, then lets other tasks run before
+        the sockets still waiting their turn: at hundreds of ready sockets a single round held
+        the loop for milliseconds, and a pacer waiting behind it sent every chunk late.
+        """
         callbacks = self._callbacks
-        unfinished: list[int] = []       # sockets whose callback stopped before draining
+        waiting: deque[int] = deque()    # ready sockets whose callback has not run (or asked
+        queued: set[int] = set()         # to run again), in order; the same fds as a set
         try:
             while True:
-                if unfinished:
+                if waiting:
                     await trio.lowlevel.checkpoint()    # everyone else first
                 else:
                     await trio.lowlevel.wait_readable(self._epoll.fileno())
-                ready = [fd for fd, _ in self._epoll.poll(0, _MAX_EVENTS)]
-                again, unfinished = unfinished, []
-                for fd in (*ready, *(fd for fd in again if fd not in ready)):
+                for fd, _ in self._epoll.poll(0, _MAX_EVENTS):
+                    if fd not in queued:
+                        queued.add(fd)
+                        waiting.append(fd)
+                started = time.perf_counter()
+                for _ in range(len(waiting)):
+                    fd = waiting.popleft()
                     callback = callbacks.get(fd)
                     if callback is not None and callback():
-                        unfinished.append(fd)
+                        waiting.append(fd)
+                    else:
+                        queued.discard(fd)
+                    if time.perf_counter() - started > ROUND_S:
+                        break
         finally:
             self._epoll.close()
 

@@ -45,8 +45,9 @@ from sessions_per_core import CLIENT_CORE, Simulator, rtbench_cmd
 
 # (category, substrings of a frame "function (file:line)"), checked innermost frame first
 RULES: list[tuple[str, tuple[str, ...]]] = [
-    ("syscall", ("WsClient._write (rtbench/ws/client.py", "_nonblocking_helper", "get_events",
-                 "_io_epoll", "socket.py", "os.read", "os.write", "ssl.py")),
+    ("syscall", ("WsClient._write (rtbench/ws/client.py",
+                 "WsClient._read_ready (rtbench/ws/client.py", "_nonblocking_helper",
+                 "get_events", "_io_epoll", "socket.py", "os.read", "os.write", "ssl.py")),
     ("JSON/base64", ("codec.py", "orjson", "base64", "json/")),
     ("audio detection", ("protocol/audio.py",)),
     ("framing", ("ws/frame.py", "wsproto/", "ws/client.py", "ws/readhub.py")),

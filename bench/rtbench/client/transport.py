@@ -1,7 +1,7 @@
 """The WebSocket edge: open a connection to a target, turn handshake failures into one line.
 
 This module is the client's only way to a WebSocket (it uses :mod:`rtbench.ws.client`, the lean
-wsproto client; the simulator serves with :mod:`rtbench.ws.server`). Secrets in headers never leave it:
+client; the simulator serves with :mod:`rtbench.ws.server`). Secrets in headers never leave it:
 errors carry the status and the server's message, not the request.
 """
 

@@ -25,8 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # rtbench from a fresh clone
 
-from rtbench.client.workload import silence_frame  # noqa: E402
-from rtbench.ws.frame import MaskKeys, OutFrame  # noqa: E402
+from rtbench.client.workload import silence_frame
+from rtbench.ws.frame import MaskKeys, OutFrame
 
 CLIENT_CORE, DRAIN_CORE = 0, 1
 CPU_LIMIT = 0.75      # the sessions-per-core criterion: client CPU at most 75 % of a core

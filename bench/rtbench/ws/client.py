@@ -59,9 +59,10 @@ from .frame import (
     OutFrame,
     close_payload,
     frame_header,
+    parse_close,
     xor_mask,
 )
-from .readhub import ReadHub, make_hub
+from .readhub import MAX_READS_PER_WAKEUP, ReadHub, make_hub
 
 #: Read up to this much per receive: several frames per wakeup under load. Python allocates the
 #: whole size for every read; 64 KiB stays below glibc's mmap threshold (128 KiB), and the
@@ -73,8 +74,6 @@ RECEIVE_BYTES = 64 * 1024
 MAX_REFUSAL_BODY = 64 * 1024
 #: The longest one reader step hands messages to the session before letting others run.
 DISPATCH_SLICE_S = 0.0005
-#: Reads of one socket per call from the read hub (64 KiB each): past that the others go first.
-MAX_READS_PER_WAKEUP = 4
 #: The most response-header bytes read before the upgrade is given up.
 MAX_RESPONSE_HEAD = 64 * 1024
 #: How long our close waits for the server's close frame before dropping the socket.
@@ -102,7 +101,6 @@ class CloseReason:
 
 
 ABNORMAL = 1006
-NO_STATUS = 1005
 #: This trio run's read hub (see :func:`_run_hub`).
 _HUB: trio.lowlevel.RunVar[ReadHub | None] = trio.lowlevel.RunVar("rtbench_client_read_hub")
 
@@ -379,8 +377,7 @@ class WsClient:
             self._close_sent = True
             self._send_control(OPCODE_CLOSE, payload[:2])
         if self.closed is None:
-            code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else NO_STATUS
-            self.closed = CloseReason(code, payload[2:].decode() or None)
+            self.closed = CloseReason(*parse_close(payload))
         self._woken.set()
 
     # -- closing -----------------------------------------------------------------------------

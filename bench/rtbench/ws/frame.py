@@ -85,6 +85,17 @@ def check_close(payload: bytes) -> None:
         raise FrameError(1007, "close reason is not UTF-8") from None
 
 
+#: The code a close frame without one stands for (local only, never sent).
+NO_STATUS = 1005
+
+
+def parse_close(payload: bytes) -> tuple[int, str | None]:
+    """Code and reason of a close payload :func:`check_close` accepted (no code: 1005)."""
+    if len(payload) < 2:
+        return NO_STATUS, None
+    return int.from_bytes(payload[:2], "big"), payload[2:].decode() or None
+
+
 def xor_mask(payload: bytes, key: bytes) -> bytes:
     """``payload`` XOR the repeated 4-byte ``key`` (masking and unmasking are the same).
 

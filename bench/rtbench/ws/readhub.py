@@ -36,6 +36,9 @@ _FLAGS = getattr(select, "EPOLLIN", 0) | getattr(select, "EPOLLRDHUP", 0) | geta
 _MAX_EVENTS = 1024
 #: The longest one round of callbacks holds the loop before other tasks run.
 ROUND_S = 0.0005
+#: Reads of one socket per callback (64 KiB each): past that the callback returns True and the
+#: other sockets go first.
+MAX_READS_PER_WAKEUP = 4
 
 
 class ReadHub:
@@ -95,4 +98,4 @@ def make_hub() -> ReadHub | None:
     return ReadHub() if hasattr(select, "epoll") else None
 
 
-__all__ = ["ReadHub", "make_hub"]
+__all__ = ["MAX_READS_PER_WAKEUP", "ROUND_S", "ReadHub", "make_hub"]

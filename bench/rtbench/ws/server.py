@@ -49,15 +49,14 @@ from .frame import (
     FrameError,
     FrameReader,
     close_payload,
+    parse_close,
     server_frame,
 )
-from .readhub import ReadHub, make_hub
+from .readhub import MAX_READS_PER_WAKEUP, ReadHub, make_hub
 
 #: Time a client has to complete TCP + TLS + the upgrade request (``rtbench serve
 #: --handshake-timeout``): idle connections that never ask are closed, not kept.
 HANDSHAKE_TIMEOUT_S = 10.0
-#: Reads of one socket per wake-up of the read hub (64 KiB each): past that the others go first.
-MAX_READS_PER_WAKEUP = 4
 CLOSE_WAIT_S = 1.0
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
@@ -227,13 +226,12 @@ class WebSocketConnection:
     async def _on_close(self, payload: bytes) -> None:
         """A valid close frame (the reader checked it): answer it with its code (an empty one
         with an empty one), then close TCP, the server's side (RFC 6455 §7.1.1)."""
-        code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
         if not self._we_closed:
             self._we_closed = True
             with contextlib.suppress(ConnectionClosed):
                 await self._send_bytes(server_frame(OPCODE_CLOSE, payload[:2]))
         if self._closed is None:
-            self._closed = CloseReason(code, payload[2:].decode("utf-8", "replace") or None)
+            self._closed = CloseReason(*parse_close(payload))
         self._close_done.set()
         await self.abort()
 

@@ -25,16 +25,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # rtbench from a fresh clone
 
+# the same pinning and pass criterion as the sessions-per-core trials
+from sessions_per_core import CLIENT_CORE, CPU_LIMIT, _pin
+from sessions_per_core import SIM_CORE as DRAIN_CORE
+
 from rtbench.client.workload import silence_frame
 from rtbench.ws.frame import MaskKeys, OutFrame
-
-CLIENT_CORE, DRAIN_CORE = 0, 1
-CPU_LIMIT = 0.75      # the sessions-per-core criterion: client CPU at most 75 % of a core
-
-
-def _pin(core: int) -> None:
-    if hasattr(os, "sched_setaffinity") and core < (os.cpu_count() or 1):
-        os.sched_setaffinity(0, {core})
 
 
 def _drain(sockets: int, ports: Queue) -> None:  # type: ignore[type-arg]
